@@ -1,0 +1,156 @@
+"""numba kernels. Each fills a caller-allocated buffer; the wrappers in the engine modules
+validate inputs and own the dtype policy. Index arrays are int64 (nnz may exceed 2**31)."""
+
+import numpy as np
+from numba import njit, prange
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def gram_lower(indptr, indices, cptr, cidx, row0, out):
+    """Lower triangle of the rows ``row0 : row0 + out.shape[0]`` of G = XᵀX into ``out``.
+
+    indptr, indices : CSR of binary X (m, n), sorted columns. cptr, cidx : CSC of the same X.
+    out : (r, n) zeroed, float32/float64; out[i - row0, j] = G[i, j] for j <= i, rest untouched.
+    Parallel over item rows: each thread owns whole rows, so there are no write races. Work per
+    row is sum over its users of their history length, so rows are dealt round-robin.
+    """
+    r = out.shape[0]
+    nthreads = 64
+    for t in prange(nthreads):
+        for k in range(t, r, nthreads):
+            i = row0 + k
+            row = out[k]
+            for p in range(cptr[i], cptr[i + 1]):
+                u = cidx[p]
+                for q in range(indptr[u], indptr[u + 1]):
+                    j = indices[q]
+                    if j > i:
+                        break
+                    row[j] += 1.0
+
+
+@njit(parallel=True, cache=True)
+def symmetrize_lower(a, block):
+    """Copy the strict lower triangle of square ``a`` onto its upper triangle, tile by tile
+    (tiles keep both the read and the write side in cache)."""
+    n = a.shape[0]
+    nb = (n + block - 1) // block
+    for bi in prange(nb):
+        i0 = bi * block
+        i1 = min(n, i0 + block)
+        for j0 in range(i0, n, block):
+            j1 = min(n, j0 + block)
+            for i in range(i0, i1):
+                for j in range(max(j0, i + 1), j1):
+                    a[i, j] = a[j, i]
+
+
+@njit(cache=True, inline="always")
+def _heap_push(hv, hi, size, cap, v, j):
+    """Min-heap of (value, index) of capacity cap; keeps the cap largest values seen."""
+    if size < cap:
+        k = size
+        size += 1
+    elif v > hv[0]:
+        k = 0
+        # sift down from the root, replacing it
+        while True:
+            c = 2 * k + 1
+            if c >= cap:
+                break
+            if c + 1 < cap and hv[c + 1] < hv[c]:
+                c += 1
+            if hv[c] >= v:
+                break
+            hv[k] = hv[c]
+            hi[k] = hi[c]
+            k = c
+        hv[k] = v
+        hi[k] = j
+        return size
+    else:
+        return size
+    while k > 0:  # sift up the new leaf
+        p = (k - 1) // 2
+        if hv[p] <= v:
+            break
+        hv[k] = hv[p]
+        hi[k] = hi[p]
+        k = p
+    hv[k] = v
+    hi[k] = j
+    return size
+
+
+@njit(cache=True)
+def _drain_sorted(hv, hi, size, out_i, out_v):
+    """Write the heap's entries in descending value order (ties: smaller index first)."""
+    order = np.argsort(-hv[:size], kind="mergesort")
+    for r in range(size):
+        out_i[r] = hi[order[r]]
+        out_v[r] = hv[order[r]]
+    for r in range(size, out_i.shape[0]):
+        out_i[r] = -1
+        out_v[r] = -np.inf
+
+
+@njit(parallel=True, cache=True)
+def topn_scores(xptr, xidx, mptr, midx, bptr, bidx, bval, bdense, use_dense, allowed, n, out_i,
+                out_v):
+    """Top-N items per user of score(u) = x_u B, masked items excluded.
+
+    xptr, xidx : CSR histories (m, n). mptr, midx : CSR of items to mask per user (m, n). B either CSR (bptr, bidx, bval) or dense ``bdense`` (n, n)
+    (``use_dense``). allowed : (n,) bool, False items are never returned. out_i (m, N) int64,
+    out_v (m, N) float32: filled; rows with fewer candidates than N end with -1 / -inf.
+    """
+    m, N = out_i.shape
+    chunk = 32
+    nchunks = (m + chunk - 1) // chunk
+    for c in prange(nchunks):
+        s = np.zeros(n, dtype=np.float32)
+        hv = np.empty(N, dtype=np.float32)
+        hi = np.empty(N, dtype=np.int64)
+        for u in range(c * chunk, min(m, (c + 1) * chunk)):
+            for p in range(xptr[u], xptr[u + 1]):
+                i = xidx[p]
+                if use_dense:
+                    row = bdense[i]
+                    for j in range(n):
+                        s[j] += row[j]
+                else:
+                    for q in range(bptr[i], bptr[i + 1]):
+                        s[bidx[q]] += bval[q]
+            for p in range(mptr[u], mptr[u + 1]):
+                s[midx[p]] = -np.inf
+            size = 0
+            for j in range(n):
+                v = s[j]
+                if allowed[j] and v > -np.inf:
+                    size = _heap_push(hv, hi, size, N, v, j)
+                s[j] = 0.0
+            _drain_sorted(hv, hi, size, out_i[u], out_v[u])
+
+
+@njit(parallel=True, cache=True)
+def topk_rows(block, row0, k, out_idx, out_val, out_cnt):
+    """Keep the k largest off-diagonal entries of each row of ``block`` (r, n).
+
+    Row t of the block is row ``row0 + t`` of the full matrix; its diagonal entry is skipped.
+    out_idx (r, k) int64 column indices sorted ascending, out_val (r, k), out_cnt (r,) how many.
+    """
+    r, n = block.shape
+    for t in prange(r):
+        hv = np.empty(k, dtype=np.float64)
+        hi = np.empty(k, dtype=np.int64)
+        size = 0
+        d = row0 + t
+        row = block[t]
+        for j in range(n):
+            v = row[j]
+            if j != d and v == v:
+                size = _heap_push(hv, hi, size, k, np.float64(v), j)
+        order = np.argsort(hi[:size])
+        for q in range(size):
+            out_idx[t, q] = hi[order[q]]
+            out_val[t, q] = row[hi[order[q]]]
+        out_cnt[t] = size

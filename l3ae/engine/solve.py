@@ -1,0 +1,205 @@
+"""Phase 2: the weight matrix B, one closed form for EASE, LAE, DLAE/EDLAE, RLAE/RDLAE and L3AE.
+
+    B = argmin ||X − XB||² + ||Dg(Λ)^½ B||² + λ_E ||Dg(w)^½ (B − C)||²
+        s.t. diag(B) = ξ (equality) or diag(B) ≤ ξ (inequality)
+    a = Λ + λ_E w,  P = (G + Dg(a))⁻¹,  t_j = (1 − ξ + λ_E (PWC)_jj) / P_jj
+    h = t (equality) or max(a, t) (inequality),   B = I + λ_E P W C − P Dg(h)
+    Low rank (phase 1 factors K, s, δ):  M = P W E K (n×d),
+    B = I + λ_E M Eᵀ Dg(1/δ) − P Dg(g),  g = λ_E w∘s/δ + h,  (PWC)_jj = (M_j·E_j − P_jj w_j s_j)/δ_j
+
+X : (m, n) binary CSR; E : (n, d) float. Peak memory: ONE n×n buffer of ``dtype`` (A → L → P →
+dense B in place) plus O(n d) blocks and one (block, n) row block when pruning to top-k.
+The factorization is LAPACK potrf + potri in place on the lower triangle (never an LU inverse).
+"""
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import scipy.sparse as sp
+from scipy.linalg import lapack
+
+from l3ae.engine import _kernels
+from l3ae.engine.gram import gram
+from l3ae.engine.prune import RowPruner
+from l3ae.engine.semantic import semantic_factors, semantic_rows
+from l3ae.errors import ConfigError, NotPositiveDefiniteError
+
+
+@dataclass
+class Weights:
+    """B : (n, n) CSR (pruned) or dense ndarray; diag : (n,) diag(B) before pruning."""
+
+    B: object
+    diag: np.ndarray
+    timings: dict = field(default_factory=dict)
+
+
+def _name(item_ids, j):
+    return f"item {item_ids[j]!r} (#{j})" if item_ids is not None else f"item #{j}"
+
+
+def cholesky_inverse(A, item_ids=None):
+    """Overwrite the lower triangle of C-ordered SPD ``A`` (n, n) with that of A⁻¹, in place.
+
+    The strict upper triangle is ignored on input and undefined on output. A's transpose is
+    Fortran-ordered, so LAPACK works on it without a copy (its upper = our lower triangle).
+    Raises NotPositiveDefiniteError naming the first failing item.
+    """
+    n = A.shape[0]
+    if n == 0:
+        return A
+    At = A.T
+    potrf, potri = lapack.get_lapack_funcs(("potrf", "potri"), (At,))
+    c, info = potrf(At, lower=0, clean=0, overwrite_a=1)
+    if info > 0:
+        raise NotPositiveDefiniteError(
+            f"G + Dg(a) is not positive definite at {_name(item_ids, info - 1)} (leading minor "
+            f"{info}); raise the ridge (--reg-x, or --reg-e with a semantic pull)")
+    if info < 0:
+        raise ValueError(f"potrf: illegal argument {-info}")
+    if not np.shares_memory(c, A):
+        At[...] = c
+    c, info = potri(At, lower=0, overwrite_c=1)
+    if info != 0:
+        raise NotPositiveDefiniteError(f"potri failed at {_name(item_ids, max(info, 1) - 1)}")
+    if not np.shares_memory(c, A):
+        At[...] = c
+    return A
+
+
+def solve_weights(X, *, reg_x, reg_e=0.0, w=None, dropout=0.0, xi=0.0, constraint=None,
+                  E=None, reg_f=None, collective=0.0, additive=0.0, topk=500,
+                  dtype=np.float32, block=1024, item_ids=None, progress=None):
+    """B from interactions (and embeddings for λ_E > 0 or the fusion baselines).
+
+    reg_x : λ_X, scalar ridge (may be negative while a = Λ + λ_E w stays > 0).
+    dropout : p in [0, 1): Λ = λ_X + p/(1−p)·diag(G) (DLAE / EDLAE / RDLAE).
+    reg_e, w : λ_E and the per-item pull weights w (n,) > 0 (default ones); needs E and reg_f.
+    xi, constraint : diag(B) = ξ ("equality") or ≤ ξ ("inequality"); default: equality iff ξ = 0.
+    collective : α of the collective fusion baseline, EASE on [X; αFᵀ]: G += α² E Eᵀ.
+    additive : α of the additive fusion baseline, B ← (1−α) B + α C.
+    topk : keep the k largest off-diagonal entries per row (CSR); 0 returns dense B (n, n).
+    progress : optional callable(phase: str, done: int, total: int).
+    """
+    t0 = time.perf_counter()
+    timings = {}
+    dtype = np.dtype(dtype)
+    if dtype not in (np.float32, np.float64):
+        raise ConfigError(f"dtype must be float32 or float64, got {dtype}")
+    X = sp.csr_matrix(X)
+    n = X.shape[1]
+    constraint = constraint or ("equality" if xi == 0 else "inequality")
+    if constraint not in ("equality", "inequality"):
+        raise ConfigError(f"constraint must be 'equality' or 'inequality', got {constraint!r}")
+    if not 0 <= dropout < 1:
+        raise ConfigError(f"dropout must be in [0, 1), got {dropout}")
+    if not 0 <= additive <= 1:
+        raise ConfigError(f"additive α must be in [0, 1], got {additive}")
+    needs_text = reg_e != 0 or collective != 0 or additive != 0
+    if needs_text and E is None:
+        raise ConfigError("this model needs item embeddings (E) for its semantic term")
+    w = np.ones(n) if w is None else np.asarray(w, dtype=np.float64)
+    if w.shape != (n,) or not np.all(w > 0):
+        raise ConfigError("pull weights w must be (n,) and > 0")
+    report = progress or (lambda *a: None)
+
+    A = gram(X, dtype=dtype, lower_only=True)
+    diag_g = np.diagonal(A).astype(np.float64)
+    timings["gram"] = time.perf_counter() - t0
+    report("gram", 1, 1)
+
+    t = time.perf_counter()
+    fac = None
+    if needs_text:
+        E = np.ascontiguousarray(E, dtype=dtype)
+        if E.shape[0] != n:
+            raise ConfigError(f"E has {E.shape[0]} rows for {n} items")
+        if reg_e != 0 or additive != 0:
+            fac = semantic_factors(E, reg_f if reg_f is not None else 0.0)
+        if collective:
+            for r0 in range(0, n, block):  # lower triangle of α² E Eᵀ, block rows
+                r1 = min(n, r0 + block)
+                A[r0:r1, :r1] += (collective ** 2) * (E[r0:r1] @ E[:r1].T)
+    timings["semantic"] = time.perf_counter() - t
+
+    lam = reg_x + (dropout / (1 - dropout)) * diag_g if dropout else np.full(n, float(reg_x))
+    a = lam + reg_e * w
+    bad = np.flatnonzero(~(a > 0))
+    if bad.size:
+        j = bad[0]
+        raise ConfigError(
+            f"the total ridge a = Λ + λ_E·w must be > 0 for every item; a = {a[j]:.6g} at "
+            f"{_name(item_ids, j)} ({bad.size} items); raise --reg-x or --reg-e")
+    A.flat[:: n + 1] += a.astype(dtype)
+
+    t = time.perf_counter()
+    cholesky_inverse(A, item_ids)
+    _kernels.symmetrize_lower(A, 256)
+    P = A
+    timings["factorize"] = time.perf_counter() - t
+    report("factorize", 1, 1)
+
+    t = time.perf_counter()
+    p_diag = np.diagonal(P).astype(np.float64)
+    L = None
+    pwc_diag = np.zeros(n)
+    if reg_e != 0:
+        M = (P @ (E * w[:, None].astype(dtype))) @ fac.K  # P W E K, (n, d)
+        s, delta = fac.s.astype(np.float64), fac.delta.astype(np.float64)
+        pwc_diag = (np.einsum("ij,ij->i", M, E, dtype=np.float64) - p_diag * w * s) / delta
+        L = reg_e * M
+    tt = (1 - xi + reg_e * pwc_diag) / p_diag
+    h = tt if constraint == "equality" else np.maximum(a, tt)
+    diag_b = 1 + reg_e * pwc_diag - p_diag * h
+    g = h + (reg_e * w * fac.s / fac.delta if reg_e != 0 else 0.0)
+    if additive:
+        L = (1 - additive) * L if L is not None else None
+        LC = additive * (E @ fac.K)
+        L = LC if L is None else L + LC
+        g, diag_b = (1 - additive) * g, (1 - additive) * diag_b
+    ets = (E / fac.delta[:, None]).T.copy() if L is not None else None
+    g = g.astype(dtype)
+
+    pruner = RowPruner(n, topk, dtype) if topk else None
+    for r0 in range(0, n, block):
+        r1 = min(n, r0 + block)
+        rows = np.arange(r0, r1)
+        blk = P[r0:r1] * (-g)[None, :]
+        if L is not None:
+            blk += L[r0:r1] @ ets
+        blk[rows - r0, rows] = diag_b[r0:r1]
+        if pruner is None:
+            P[r0:r1] = blk  # B rows need only P's same rows: overwrite in place
+        else:
+            pruner.add(blk, r0)
+        report("weights", r1, n)
+    B = P if pruner is None else pruner.result()
+    del A, P
+    timings["weights"] = time.perf_counter() - t
+    timings["total"] = time.perf_counter() - t0
+    return Weights(B, diag_b.astype(dtype), timings)
+
+
+def text_weights(E, reg_f, topk=500, block=1024, progress=None):
+    """Text-only "EASE on text": B = C (phase 1 alone). No interactions, no n×n buffer if pruned."""
+    t0 = time.perf_counter()
+    E = np.ascontiguousarray(E)
+    if E.dtype not in (np.float32, np.float64):
+        E = E.astype(np.float32)
+    n = E.shape[0]
+    fac = semantic_factors(E, reg_f)
+    pruner = RowPruner(n, topk, E.dtype) if topk else None
+    dense = None if topk else np.empty((n, n), E.dtype)
+    for r0 in range(0, n, block):
+        r1 = min(n, r0 + block)
+        blk = semantic_rows(E, fac, slice(r0, r1))
+        if pruner is None:
+            dense[r0:r1] = blk
+        else:
+            pruner.add(blk, r0)
+        if progress:
+            progress("weights", r1, n)
+    B = dense if pruner is None else pruner.result()
+    t = time.perf_counter() - t0
+    return Weights(B, np.zeros(n, E.dtype), {"semantic": t, "total": t})

@@ -1,0 +1,36 @@
+"""Exceptions the CLI maps to exit codes: bad input -> 2, runtime failure -> 1."""
+
+import numpy as np
+
+
+class L3AEError(Exception):
+    """Base class of l3ae's own errors."""
+
+    exit_code = 1
+
+
+class DataFormatError(L3AEError, ValueError):
+    """Bad input data. The message names the file, the line (when known) and the value.
+
+    >>> str(DataFormatError("expected 2 columns, got 1", path="r.csv", line=1042))
+    'r.csv:1042: expected 2 columns, got 1'
+    """
+
+    exit_code = 2
+
+    def __init__(self, message, path=None, line=None):
+        self.path, self.line, self.reason = path, line, message
+        where = "" if path is None else (f"{path}:{line}: " if line is not None else f"{path}: ")
+        super().__init__(where + message)
+
+
+class ConfigError(L3AEError, ValueError):
+    """Hyperparameters or options that cannot work together."""
+
+    exit_code = 2
+
+
+class NotPositiveDefiniteError(L3AEError, np.linalg.LinAlgError):
+    """G + Dg(Λ + λ_E·w) is not positive definite: the ridge is too small (or negative)."""
+
+    exit_code = 1

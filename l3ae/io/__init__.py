@@ -1,0 +1,1 @@
+"""Thin adapters: readers, id maps, HDF5 stores, atomic writes."""

@@ -1,0 +1,100 @@
+"""model.h5: the built item–item model, versioned like anndata's elements.
+
+Root attrs: ``encoding-type = "l3ae-model"``, ``encoding-version``, ``l3ae-version``, ``config``
+(JSON of every hyperparameter), ``timings`` (JSON), ``input-sha256`` (of the training matrix and
+item ids), ``encoder`` (JSON or "").
+Datasets: ``item_ids`` (UTF-8), ``popularity`` (n,) int64 train counts, ``diag`` (n,) diag(B).
+``B``: a group with ``data``/``indices``/``indptr`` and a ``shape`` attr (encoding-type
+``csr_matrix``), or an (n, n) dataset (encoding-type ``array``).
+Written to a temporary file and renamed: a crash never leaves half a model under the name.
+"""
+
+import hashlib
+import json
+
+import h5py
+import numpy as np
+import scipy.sparse as sp
+
+from l3ae import __version__
+from l3ae.errors import DataFormatError
+from l3ae.io.atomic import atomic_path
+
+FORMAT, VERSION = "l3ae-model", 1
+
+
+def input_checksum(X, item_ids):
+    """sha256 of a CSR matrix's structure and the item ids: identifies the training catalog."""
+    h = hashlib.sha256()
+    X = sp.csr_matrix(X)
+    for arr in (X.indptr.astype(np.int64), X.indices.astype(np.int64)):
+        h.update(np.ascontiguousarray(arr).tobytes())
+    h.update("\x1f".join(item_ids).encode())
+    return h.hexdigest()
+
+
+def write_model(path, item_ids, B, diag, popularity, config, timings, checksum="", encoder=""):
+    """Write a model file atomically. B : (n, n) CSR or dense ndarray."""
+    with atomic_path(path) as tmp:
+        with h5py.File(tmp, "w") as f:
+            f.attrs.update({"encoding-type": FORMAT, "encoding-version": VERSION,
+                            "l3ae-version": __version__, "config": json.dumps(config),
+                            "timings": json.dumps(timings), "input-sha256": checksum,
+                            "encoder": encoder if isinstance(encoder, str) else json.dumps(encoder)})
+            f.create_dataset("item_ids", data=np.array(item_ids, dtype=object),
+                             dtype=h5py.string_dtype())
+            f.create_dataset("popularity", data=np.asarray(popularity, np.int64))
+            f.create_dataset("diag", data=np.asarray(diag))
+            if sp.issparse(B):
+                B = sp.csr_matrix(B)
+                g = f.create_group("B")
+                g.attrs.update({"encoding-type": "csr_matrix", "encoding-version": 1,
+                                "shape": B.shape})
+                opts = dict(compression="gzip", compression_opts=1, shuffle=True) if B.nnz else {}
+                g.create_dataset("data", data=B.data, chunks=True if B.nnz else None, **opts)
+                g.create_dataset("indices", data=B.indices.astype(np.int64),
+                                 chunks=True if B.nnz else None, **opts)
+                g.create_dataset("indptr", data=B.indptr.astype(np.int64))
+            else:
+                d = f.create_dataset("B", data=B, chunks=(min(256, len(B)) or None, len(B))
+                                     if len(B) else None)
+                d.attrs.update({"encoding-type": "array", "encoding-version": 1})
+
+
+def read_model(path):
+    """Read a model file into a dict (item_ids, B, diag, popularity, config, timings, ...)."""
+    try:
+        f = h5py.File(path, "r")
+    except FileNotFoundError:
+        raise DataFormatError("no such model file", path=path) from None
+    except OSError as exc:
+        raise DataFormatError(f"not an HDF5 model file ({exc})", path=path) from None
+    with f:
+        kind, ver = f.attrs.get("encoding-type"), f.attrs.get("encoding-version")
+        if kind != FORMAT:
+            raise DataFormatError(f"not an l3ae model (encoding-type {kind!r})", path=path)
+        if ver is None or int(ver) > VERSION:
+            raise DataFormatError(
+                f"model format version {ver} is newer than this l3ae ({__version__}) reads "
+                f"(<= {VERSION}); upgrade l3ae or rebuild the model", path=path)
+        try:
+            g = f["B"]
+            if g.attrs.get("encoding-type") == "csr_matrix":
+                B = sp.csr_matrix((g["data"][()], g["indices"][()], g["indptr"][()]),
+                                  shape=tuple(g.attrs["shape"]))
+            else:
+                B = g[()]
+            out = {
+                "item_ids": [s.decode() if isinstance(s, bytes) else s for s in f["item_ids"][()]],
+                "B": B, "diag": f["diag"][()], "popularity": f["popularity"][()],
+                "config": json.loads(f.attrs["config"]), "timings": json.loads(f.attrs["timings"]),
+                "input-sha256": f.attrs.get("input-sha256", ""),
+                "l3ae-version": f.attrs.get("l3ae-version", ""),
+                "encoder": f.attrs.get("encoder", ""),
+            }
+        except KeyError as exc:
+            raise DataFormatError(f"model file is missing {exc}", path=path) from None
+    n = len(out["item_ids"])
+    if out["B"].shape != (n, n):
+        raise DataFormatError(f"B is {out['B'].shape} for {n} item ids", path=path)
+    return out

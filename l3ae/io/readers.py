@@ -1,0 +1,188 @@
+"""Readers for interaction and item tables: CSV/TSV with a header, and RecBole atomic files.
+
+RecBole headers carry types (``user_id:token``); the ``:type`` suffix is dropped. The delimiter is
+a tab for ``.inter``/``.item``/``.tsv`` files, a comma for ``.csv``, and otherwise sniffed from
+the header line. Every error names the file, the line and the value.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import scipy.sparse as sp
+
+from l3ae.errors import DataFormatError
+
+_TAB_SUFFIXES = {".inter", ".item", ".user", ".tsv", ".tab"}
+
+
+@dataclass
+class Interactions:
+    """Implicit-feedback interactions with stable string-id maps.
+
+    users, items : (nnz,) int64 codes into ``user_ids`` / ``item_ids``; duplicates collapsed.
+    user_ids, item_ids : list[str] in order of first appearance in the file.
+    """
+
+    users: np.ndarray
+    items: np.ndarray
+    user_ids: list
+    item_ids: list
+    path: str = "<memory>"
+
+    @property
+    def shape(self):
+        return len(self.user_ids), len(self.item_ids)
+
+    def matrix(self, dtype=np.float32, item_ids=None):
+        """Binary CSR X (m, n) with int64 indptr, sorted column indices.
+
+        item_ids : optional catalog order; interactions on items outside it are dropped.
+        """
+        items, n = self.items, len(self.item_ids)
+        users = self.users
+        if item_ids is not None:
+            pos = {it: k for k, it in enumerate(item_ids)}
+            remap = np.array([pos.get(it, -1) for it in self.item_ids], dtype=np.int64)
+            items = remap[items] if len(items) else items
+            keep = items >= 0
+            users, items, n = users[keep], items[keep], len(item_ids)
+        return to_csr(users, items, (len(self.user_ids), n), dtype)
+
+
+def to_csr(users, items, shape, dtype=np.float32):
+    """Binary CSR (m, n) from code pairs; duplicates collapse to 1, indptr is int64."""
+    X = sp.csr_matrix((np.ones(len(users), dtype=dtype), (users, items)), shape=shape)
+    X.sum_duplicates()
+    X.data[:] = 1
+    X.indptr = X.indptr.astype(np.int64)
+    X.indices = X.indices.astype(np.int64)
+    return X
+
+
+def _delimiter(path: Path, header: str, sep):
+    if sep is not None:
+        return {"tab": "\t", "\\t": "\t", "comma": ","}.get(sep, sep)
+    if path.suffix.lower() in _TAB_SUFFIXES:
+        return "\t"
+    if path.suffix.lower() == ".csv":
+        return ","
+    for cand in ("\t", ",", ";", "|"):
+        if cand in header:
+            return cand
+    raise DataFormatError(
+        f"cannot tell the delimiter from the header {header.strip()[:80]!r}; pass --sep",
+        path=path, line=1)
+
+
+def _open_rows(path, sep=None):
+    """Yield (line_number, fields) after the header; returns the header names first."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataFormatError("no such file", path=path)
+    fh = open(path, encoding="utf-8", errors="strict", newline="")
+    try:
+        header = fh.readline()
+    except UnicodeDecodeError as exc:
+        fh.close()
+        raise DataFormatError(f"not UTF-8 text ({exc.reason} at byte {exc.start})", path=path, line=1)
+    if not header.strip():
+        fh.close()
+        raise DataFormatError("empty file: expected a header line", path=path, line=1)
+    delim = _delimiter(path, header, sep)
+    names = [h.strip().split(":")[0] for h in next(csv.reader([header], delimiter=delim))]
+    quoting = csv.QUOTE_NONE if delim == "\t" else csv.QUOTE_MINIMAL
+
+    def rows():
+        lineno = 1
+        try:
+            for lineno, fields in enumerate(csv.reader(fh, delimiter=delim, quoting=quoting), 2):
+                if fields:
+                    yield lineno, fields
+        except UnicodeDecodeError as exc:
+            raise DataFormatError(f"not UTF-8 text ({exc.reason})", path=path, line=lineno + 1)
+        except csv.Error as exc:
+            raise DataFormatError(str(exc), path=path, line=lineno + 1)
+        finally:
+            fh.close()
+
+    return names, rows()
+
+
+def _column(names, col, path, what):
+    if col not in names:
+        raise DataFormatError(
+            f"no {what} column {col!r}; columns are {', '.join(names)} (choose with --{what}-col)",
+            path=path, line=1)
+    return names.index(col)
+
+
+def read_interactions(path, user_col="user_id", item_col="item_id", rating_col="rating",
+                      min_rating=None, sep=None) -> Interactions:
+    """Read an interactions table into :class:`Interactions`.
+
+    min_rating : keep rows with rating >= min_rating (needs ``rating_col``); None keeps all.
+    """
+    names, rows = _open_rows(path, sep)
+    iu, ii = _column(names, user_col, path, "user"), _column(names, item_col, path, "item")
+    ir = _column(names, rating_col, path, "rating") if min_rating is not None else None
+    need = max(iu, ii, -1 if ir is None else ir) + 1
+    umap, imap, us, its = {}, {}, [], []
+    for lineno, f in rows:
+        if len(f) < need:
+            raise DataFormatError(
+                f"expected {len(names)} columns ({','.join(names)}), got {len(f)}", path, lineno)
+        u, i = f[iu].strip(), f[ii].strip()
+        if not u or not i:
+            raise DataFormatError(f"empty {'user' if not u else 'item'} id", path, lineno)
+        if ir is not None:
+            try:
+                r = float(f[ir])
+            except ValueError:
+                raise DataFormatError(f"rating {f[ir]!r} is not a number", path, lineno) from None
+            if math.isnan(r) or r < min_rating:
+                continue
+        us.append(umap.setdefault(u, len(umap)))
+        its.append(imap.setdefault(i, len(imap)))
+    if not us:
+        raise DataFormatError("no interactions" + ("" if ir is None else
+                              f" with rating >= {min_rating}"), path=path)
+    users, items = np.asarray(us, np.int64), np.asarray(its, np.int64)
+    # collapse duplicates, keep order of first appearance
+    key = users * len(imap) + items
+    _, first = np.unique(key, return_index=True)
+    first.sort()
+    return Interactions(users[first], items[first], list(umap), list(imap), str(path))
+
+
+def read_items(path, id_col=None, sep=None):
+    """Read an item table: (ids: list[str], columns: dict[str, list[str]]).
+
+    id_col : defaults to ``item_id`` when present, else the first column. Duplicate ids and
+    empty ids are errors.
+    """
+    names, rows = _open_rows(path, sep)
+    id_col = id_col or ("item_id" if "item_id" in names else names[0])
+    k = _column(names, id_col, path, "item")
+    ids, cols, seen = [], {n: [] for n in names}, {}
+    for lineno, f in rows:
+        if len(f) > len(names) or len(f) <= k:
+            raise DataFormatError(f"expected {len(names)} columns, got {len(f)}", path, lineno)
+        f = f + [""] * (len(names) - len(f))
+        iid = f[k].strip()
+        if not iid:
+            raise DataFormatError("empty item id", path, lineno)
+        if iid in seen:
+            raise DataFormatError(f"duplicate item id {iid!r} (first on line {seen[iid]})",
+                                  path, lineno)
+        seen[iid] = lineno
+        ids.append(iid)
+        for n, v in zip(names, f):
+            cols[n].append(v)
+    if not ids:
+        raise DataFormatError("no items", path=path)
+    return ids, cols

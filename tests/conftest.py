@@ -1,0 +1,32 @@
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+
+def pytest_addoption(parser):
+    parser.addoption("--runslow", action="store_true", default=False, help="run slow tests")
+
+
+def pytest_collection_modifyitems(config, items):
+    if config.getoption("--runslow"):
+        return
+    skip = pytest.mark.skip(reason="slow: pass --runslow")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)
+
+
+def random_problem(m=120, n=40, d=8, density=0.15, seed=0):
+    """Binary X (m, n) CSR with every item seen at least once, and clustered E (n, d)."""
+    rng = np.random.default_rng(seed)
+    dense = rng.random((m, n)) < density
+    dense[rng.integers(0, m, n), np.arange(n)] = True
+    X = sp.csr_matrix(dense.astype(np.float64))
+    E = rng.standard_normal((n, d)) + 2 * rng.standard_normal((4, d))[rng.integers(0, 4, n)]
+    E /= np.linalg.norm(E, axis=1, keepdims=True)
+    return X, E
+
+
+@pytest.fixture
+def problem():
+    return random_problem()
