@@ -1,0 +1,64 @@
+"""Option bundles shared by commands: data source, model hyperparameters."""
+
+import functools
+
+import click
+
+from l3ae.engine.models import PRESETS, Config
+from l3ae.io.datasets import DATASETS
+
+
+def data_options(f):
+    """--interactions / --dataset and the column options."""
+    opts = [
+        click.option("--interactions", "interactions", type=click.Path(exists=True, dir_okay=False),
+                     help="Interactions CSV/TSV with a header, or a RecBole .inter file."),
+        click.option("--dataset", type=click.Choice(sorted(DATASETS)),
+                     help="A packaged dataset (MovieLens: rating >= 4 counts as an interaction)."),
+        click.option("--user-col", default="user_id", show_default=True),
+        click.option("--item-col", default="item_id", show_default=True),
+        click.option("--rating-col", default="rating", show_default=True),
+        click.option("--min-rating", type=float,
+                     help="Keep interactions with rating >= this (implicit feedback)."),
+        click.option("--sep", help="Delimiter (default: from the file name or the header)."),
+    ]
+    return functools.reduce(lambda g, o: o(g), reversed(opts), f)
+
+
+def model_options(f):
+    """--model and every hyperparameter; unset ones take the preset's default."""
+    opts = [
+        click.option("--model", "model", type=click.Choice(list(PRESETS)), default="l3ae",
+                     show_default=True, help="Preset: defaults for the knobs below."),
+        click.option("--reg-x", type=float, help="λ_X, the ridge on B (L3AE: may be negative)."),
+        click.option("--reg-e", type=float, help="λ_E, the pull of B towards C (l3ae)."),
+        click.option("--reg-f", type=float, help="λ_F, the ridge of phase 1 (semantic C)."),
+        click.option("--dropout", type=float, help="p of DLAE/EDLAE/RDLAE: Λ += p/(1−p)·diag(G)."),
+        click.option("--xi", type=float,
+                     help="ξ: diag(B) = 0 when ξ = 0, else diag(B) <= ξ (relaxed, RLAE)."),
+        click.option("--pull", type=click.Choice(["uniform", "adaptive"]),
+                     help="w: uniform, or adaptive (tail items lean more on text)."),
+        click.option("--pull-power", type=float, help="Exponent of the adaptive pull."),
+        click.option("--alpha", type=float, help="α of the collective/additive fusion baselines."),
+        click.option("--topk", type=int, help="Keep the k strongest weights per item (0: dense). "
+                     "Default 500."),
+        click.option("--dtype", type=click.Choice(["float32", "float64"])),
+        click.option("--embeddings", type=click.Path(exists=True, dir_okay=False),
+                     help="Item embeddings (HDF5 from `l3ae embed`) for text-aware models."),
+        click.option("--encoder", help="Encoder for --dataset without --embeddings "
+                     "(default: packaged all-MiniLM-L6-v2)."),
+    ]
+    return functools.reduce(lambda g, o: o(g), reversed(opts), f)
+
+
+def config_from(kw):
+    """Pop the model options out of a command's kwargs into a Config."""
+    names = ["reg_x", "reg_e", "reg_f", "dropout", "xi", "pull", "pull_power", "alpha", "topk",
+             "dtype"]
+    return Config.from_preset(kw.pop("model"), **{k: kw.pop(k) for k in names})
+
+
+def source_from(kw):
+    """Pop the data options out of a command's kwargs."""
+    names = ["interactions", "dataset", "user_col", "item_col", "rating_col", "min_rating", "sep"]
+    return {k: kw.pop(k) for k in names}

@@ -1,0 +1,37 @@
+"""`l3ae build`: interactions (+ embeddings) -> model.h5."""
+
+import click
+
+from l3ae import api
+from l3ae.cli._app import cli, progress_printer
+from l3ae.cli._options import config_from, data_options, model_options, source_from
+
+
+@cli.command()
+@data_options
+@model_options
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="Model file to write.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress on stderr.")
+def build(out, quiet, **kw):
+    """Build an item–item model in closed form and write it to --out.
+
+    \b
+    Examples:
+      l3ae build --dataset ml-1m --model l3ae --out ml1m.h5
+      l3ae build --interactions ratings.csv --min-rating 4 --embeddings emb.h5 \\
+                 --model l3ae --reg-x -100 --reg-e 150 --topk 200 --out model.h5
+      l3ae build --interactions ratings.csv --model ease --reg-x 300 --out ease.h5
+    """
+    src, cfg = source_from(kw), config_from(kw)
+    inter = api.load_interactions(**src)
+    E, encoder = (api.load_embeddings(inter.item_ids, kw["embeddings"], src["dataset"],
+                                      kw["encoder"], progress=not quiet)
+                  if cfg.needs_text else (None, ""))
+    rec = api.build(inter, cfg, E, progress=progress_printer(quiet))
+    rec.save(out, encoder=encoder)
+    t = rec.timings_
+    nnz = rec.B_.nnz if hasattr(rec.B_, "nnz") else rec.B_.size
+    click.echo(f"{cfg.model}: {inter.shape[1]} items, {inter.shape[0]} users, "
+               f"{len(inter.users)} interactions -> {out} ({nnz} weights) in "
+               f"{t['total']:.1f} s (" + ", ".join(f"{k} {v:.2f}" for k, v in t.items()
+                                                  if k != "total") + ")", err=True)

@@ -1,0 +1,147 @@
+"""The embeddings file: item ids, their text embeddings and the hash of each text, in HDF5.
+
+Layout (version 1):
+
+    /ids          (n,) UTF-8 variable-length strings, unique
+    /embeddings   (n, d) float32, row i for ids[i]
+    /hashes       (n,) UTF-8 strings: sha256 hex of the UTF-8 text that was embedded
+    root attrs    encoding-type = "l3ae-embeddings", encoding-version = "1",
+                  encoder = JSON {name, fingerprint, pooling, normalize, max_length, dim, ...},
+                  template = the template that rendered the texts, l3ae-version
+
+Rows of items whose text was empty are all zeros (see :mod:`l3ae.embed.pipeline`). Files are
+written to a temporary sibling and renamed (:func:`l3ae.io.atomic.atomic_path`): a reader sees
+the old file or the new one, never half of one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from l3ae.errors import DataFormatError
+from l3ae.io.atomic import atomic_path
+
+ENCODING_TYPE = "l3ae-embeddings"
+ENCODING_VERSION = "1"
+_SHOW = 5  # ids named in an error message
+
+
+def text_hash(text: str) -> str:
+    """sha256 hex digest of the UTF-8 bytes of ``text``: what decides whether to re-embed."""
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def write_embeddings(path, ids, E, hashes, attrs=None) -> Path:
+    """Write ids (n,) str, E (n, d) float32, hashes (n,) str and root ``attrs`` to ``path``.
+
+    attrs values that are dicts or lists are stored as JSON strings. Raises ValueError on
+    mismatched lengths or duplicate ids (a programming error, not bad user data).
+    """
+    from l3ae import __version__
+
+    ids, hashes = [str(i) for i in ids], [str(h) for h in hashes]
+    E = np.asarray(E, dtype=np.float32)
+    if E.ndim != 2 or E.shape[0] != len(ids) or len(hashes) != len(ids):
+        raise ValueError(f"{len(ids)} ids, {len(hashes)} hashes and embeddings of shape "
+                         f"{E.shape} do not match")
+    if len(set(ids)) != len(ids):
+        raise ValueError("duplicate ids")
+    path = Path(path)
+    str_t = h5py.string_dtype(encoding="utf-8")
+    with atomic_path(path, suffix=".h5") as tmp:
+        with h5py.File(tmp, "w") as f:
+            f.attrs["encoding-type"] = ENCODING_TYPE
+            f.attrs["encoding-version"] = ENCODING_VERSION
+            f.attrs["l3ae-version"] = __version__
+            for k, v in (attrs or {}).items():
+                f.attrs[k] = json.dumps(v, sort_keys=True) if isinstance(v, (dict, list)) else v
+            f.create_dataset("ids", data=np.array(ids, dtype=object), dtype=str_t)
+            f.create_dataset("embeddings", data=E)
+            f.create_dataset("hashes", data=np.array(hashes, dtype=object), dtype=str_t)
+    return path
+
+
+def _check_root(f, path):
+    kind = f.attrs.get("encoding-type")
+    if kind != ENCODING_TYPE:
+        raise DataFormatError(f"not an l3ae embeddings file (encoding-type {kind!r}, expected "
+                              f"{ENCODING_TYPE!r}); make one with `l3ae embed`", path=path)
+    version = str(f.attrs.get("encoding-version"))
+    if version != ENCODING_VERSION:
+        newer = version.isdigit() and int(version) > int(ENCODING_VERSION)
+        raise DataFormatError(
+            f"embeddings format version {version} is not readable by this l3ae (reads "
+            f"{ENCODING_VERSION}){'; upgrade l3ae' if newer else '; re-run `l3ae embed`'}",
+            path=path)
+    missing = [k for k in ("ids", "embeddings", "hashes") if k not in f]
+    if missing:
+        raise DataFormatError(f"embeddings file lacks dataset(s) {', '.join(missing)}", path=path)
+    n, shape = f["ids"].shape[0], f["embeddings"].shape
+    if len(shape) != 2 or shape[0] != n or f["hashes"].shape[0] != n:
+        raise DataFormatError(f"{n} ids, {f['hashes'].shape[0]} hashes and embeddings of shape "
+                              f"{shape} do not match", path=path)
+
+
+def _open(path):
+    path = Path(path)
+    if not path.is_file():
+        raise DataFormatError("no such embeddings file; make one with `l3ae embed`", path=path)
+    try:
+        return h5py.File(path, "r")
+    except OSError as exc:
+        raise DataFormatError(f"not an HDF5 file ({exc})", path=path) from None
+
+
+def read_embeddings(path, vectors: bool = True):
+    """(ids: list[str], E: (n, d) float32 or None when not ``vectors``, meta: dict).
+
+    meta holds the root attributes (``encoder`` decoded from JSON) and ``hashes`` (list[str]).
+    Raises DataFormatError for a missing, foreign, inconsistent or other-version file.
+    """
+    path = Path(path)
+    with _open(path) as f:
+        _check_root(f, path)
+        ids = f["ids"].asstr()[...].tolist()
+        meta = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in f.attrs.items()}
+        meta["hashes"] = f["hashes"].asstr()[...].tolist()
+        E = f["embeddings"][...].astype(np.float32, copy=False) if vectors else None
+    try:
+        meta["encoder"] = json.loads(meta.get("encoder") or "{}")
+    except (TypeError, json.JSONDecodeError):
+        raise DataFormatError("attribute 'encoder' is not JSON", path=path) from None
+    return ids, E, meta
+
+
+def load_aligned(path, item_ids) -> np.ndarray:
+    """Embeddings of ``item_ids`` in that order: (len(item_ids), d) float32.
+
+    Ids are compared as strings. Raises DataFormatError naming the file when ids have no row
+    (count and the first few), when a needed row holds NaN/inf (naming the id), or when the file
+    is not a readable l3ae embeddings file.
+    """
+    path = Path(path)
+    ids, E, _ = read_embeddings(path)
+    row = {i: r for r, i in enumerate(ids)}
+    if len(row) != len(ids):
+        dup = next(i for k, i in enumerate(ids) if row[i] != k)
+        raise DataFormatError(f"duplicate id {dup!r} in the embeddings file", path=path)
+    wanted = [str(i) for i in item_ids]
+    missing = [i for i in wanted if i not in row]
+    if missing:
+        first = ", ".join(repr(i) for i in missing[:_SHOW])
+        raise DataFormatError(
+            f"{len(missing)} of {len(wanted)} item ids have no embedding (first: {first}"
+            f"{', ...' if len(missing) > _SHOW else ''}); re-run `l3ae embed` on the item file "
+            "that lists them", path=path)
+    out = E[np.fromiter((row[i] for i in wanted), dtype=np.int64, count=len(wanted))]
+    bad = ~np.isfinite(out).all(axis=1)
+    if bad.any():
+        k = np.flatnonzero(bad)
+        raise DataFormatError(f"{len(k)} embeddings hold NaN or inf (first: id {wanted[k[0]]!r}); "
+                              "re-run `l3ae embed`", path=path)
+    return np.ascontiguousarray(out, dtype=np.float32)
