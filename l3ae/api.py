@@ -47,7 +47,8 @@ def load_embeddings(item_ids, embeddings=None, dataset=None, encoder=None, progr
         from l3ae.embed.pipeline import ensure_dataset_embeddings
 
         embeddings = ensure_dataset_embeddings(dataset, encoder, progress=progress)
-    return load_aligned(embeddings, item_ids), read_embeddings(embeddings)[2].get("encoder", "")
+    meta = read_embeddings(embeddings, vectors=False)[2]
+    return load_aligned(embeddings, item_ids), meta.get("encoder", "")
 
 
 def build(inter, cfg: Config, E=None, progress=None) -> Recommender:

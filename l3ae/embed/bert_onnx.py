@@ -2,19 +2,20 @@
 
 Graph (opset 17, float32), for input_ids/attention_mask/token_type_ids: (batch, seq) int64:
 
-    x = LayerNorm(word[input_ids] + pos[0:seq] + type[token_type_ids])        (batch, seq, H)
+    x = LayerNorm(word[input_ids] + pos[0:seq] + type[token_type_ids])       (batch, seq, H)
     mask = (1 - attention_mask) * -10000, shaped (batch, 1, 1, seq)
     per layer:  q, k, v = x Wqᵀ + bq, ...  split into h heads of H/h
-                a = Softmax(q kᵀ / √(H/h) + mask) v                            (batch, h, seq, H/h)
+                a = Softmax(q kᵀ / √(H/h) + mask) v                           (batch, h, seq, H/h)
                 x = LayerNorm(x + concat(a) Woᵀ + bo)
-                x = LayerNorm(x + GELU(x W1ᵀ + b1) W2ᵀ + b2)      GELU(z) = z/2 · (1 + erf(z/√2))
-    output last_hidden_state = x                                              (batch, seq, H) float32
+                x = LayerNorm(x + GELU(x W1ᵀ + b1) W2ᵀ + b2)     GELU(z) = z/2 · (1 + erf(z/√2))
+    output last_hidden_state = x                                   (batch, seq, H) float32
 
-The ops and their order follow what ``torch.onnx`` writes for Hugging Face's BertModel, so
-onnxruntime's graph optimizer fuses them (LayerNorm, GELU, attention) exactly as it would for a
-torch export. RoBERTa / XLM-R differ only in the position ids (counted from padding_idx + 1 over
-non-pad tokens) and a single token type. Padded keys get -10000 before the softmax: exp of that
-underflows to exactly 0 in float32, so padding never leaks into real tokens.
+Standard ops only (MatMul, Add, Softmax, LayerNormalization, Erf, ...), in the order torch.onnx
+writes them for Hugging Face's BertModel; onnxruntime's optimizer then fuses bias+GELU
+(BiasGelu) and the scaled q·kᵀ (FusedMatMul). RoBERTa / XLM-R differ only in the position ids
+(padding_idx + 1 + rank among non-pad tokens) and a single token type. Padded keys get -10000
+before the softmax: its exp underflows to exactly 0 in float32, so padding never leaks into real
+tokens.
 """
 
 from __future__ import annotations
@@ -63,7 +64,8 @@ class BertConfig:
     @property
     def max_tokens(self) -> int:
         """The longest input the position table allows."""
-        return self.max_position_embeddings - (self.pad_token_id + 1 if self.roberta_positions else 0)
+        offset = self.pad_token_id + 1 if self.roberta_positions else 0
+        return self.max_position_embeddings - offset
 
     @classmethod
     def from_json(cls, path) -> "BertConfig":
@@ -80,7 +82,8 @@ class BertConfig:
                               f"{c['position_embedding_type']!r} is not supported (absolute only)")
         act = c.get("hidden_act", "gelu")
         if act not in _ACTIVATIONS:
-            raise ConfigError(f"{path}: hidden_act {act!r} not supported ({', '.join(_ACTIVATIONS)})")
+            raise ConfigError(f"{path}: hidden_act {act!r} is not supported "
+                              f"({', '.join(_ACTIVATIONS)})")
         try:
             cfg = cls(
                 model_type=mt, hidden_size=int(c["hidden_size"]),
@@ -157,8 +160,8 @@ class _Graph:
     def op(self, op_type, inputs, name=None, **attrs):
         self._n += 1
         out = name or f"{op_type.lower()}_{self._n}"
-        self.nodes.append(helper.make_node(op_type, list(inputs), [out], name=f"{op_type}_{self._n}",
-                                           **attrs))
+        self.nodes.append(helper.make_node(op_type, list(inputs), [out],
+                                           name=f"{op_type}_{self._n}", **attrs))
         return out
 
     def linear(self, x, w, b, prefix):
@@ -167,9 +170,8 @@ class _Graph:
         return self.op("Add", [y, self.const(prefix + ".bias", b)])
 
     def layer_norm(self, x, gamma, beta, eps, prefix):
-        return self.op("LayerNormalization",
-                       [x, self.const(prefix + ".weight", gamma), self.const(prefix + ".bias", beta)],
-                       axis=-1, epsilon=eps)
+        gamma, beta = self.const(prefix + ".weight", gamma), self.const(prefix + ".bias", beta)
+        return self.op("LayerNormalization", [x, gamma, beta], axis=-1, epsilon=eps)
 
 
 def _activation(g: _Graph, x, act):
@@ -192,80 +194,87 @@ def _heads(g: _Graph, W: _Weights, x, prefix, perm):
     return g.op("Transpose", [g.op("Reshape", [y, "heads_shape"])], perm=perm)
 
 
-def bert_graph(cfg: BertConfig, tensors: dict, origin="<weights>") -> onnx.ModelProto:
-    """The ONNX model of ``cfg`` with weights ``tensors`` (HF names, float32 arrays)."""
-    W = _Weights(tensors, origin)
-    H, nh = cfg.hidden_size, cfg.num_heads
-    hd = H // nh
-    g = _Graph()
-    g.const("heads_shape", np.array([0, 0, nh, hd], dtype=np.int64))
-    g.const("merge_shape", np.array([0, 0, H], dtype=np.int64))
-
+def _embeddings(g: _Graph, W: _Weights, cfg: BertConfig, origin):
+    """LayerNorm(word + position + token type) -> (batch, seq, H)."""
     word_table = W("embeddings.word_embeddings.weight")
-    pos_table = W("embeddings.position_embeddings.weight")
-    types = W("embeddings.token_type_embeddings.weight")
-    if word_table.shape != (cfg.vocab_size, H):
+    if word_table.shape != (cfg.vocab_size, cfg.hidden_size):
         raise DataFormatError(f"word embeddings are {word_table.shape}, config says "
-                              f"({cfg.vocab_size}, {H})", path=origin)
+                              f"({cfg.vocab_size}, {cfg.hidden_size})", path=origin)
     word = g.const("embeddings.word_embeddings.weight", word_table)
     x = g.op("Gather", [word, "input_ids"], axis=0)
-
-    pos = g.const("embeddings.position_embeddings.weight", pos_table)
+    pos = g.const("embeddings.position_embeddings.weight",
+                  W("embeddings.position_embeddings.weight"))
     if cfg.roberta_positions:
         # HF create_position_ids_from_input_ids: cumsum over non-pad tokens, offset by padding_idx
         pad = g.const("pad_id", np.array(cfg.pad_token_id, dtype=np.int64))
-        notpad = g.op("Cast", [g.op("Not", [g.op("Equal", ["input_ids", pad])])], to=TensorProto.INT64)
+        notpad = g.op("Cast", [g.op("Not", [g.op("Equal", ["input_ids", pad])])],
+                      to=TensorProto.INT64)
         axis1 = g.const("axis1", np.array(1, dtype=np.int64))
         ranks = g.op("Mul", [g.op("CumSum", [notpad, axis1]), notpad])
         x = g.op("Add", [x, g.op("Gather", [pos, g.op("Add", [ranks, pad])], axis=0)])
-    else:
+    else:  # positions 0..seq-1: the first seq rows of the table
         seq = g.op("Shape", ["input_ids"], start=1, end=2)
         zero = g.const("zero_1d", np.array([0], dtype=np.int64))
         x = g.op("Add", [x, g.op("Slice", [pos, zero, seq, zero])])
+    types = W("embeddings.token_type_embeddings.weight")
     if cfg.type_vocab_size > 1:
         tt = g.const("embeddings.token_type_embeddings.weight", types)
         x = g.op("Add", [x, g.op("Gather", [tt, "token_type_ids"], axis=0)])
     else:  # one type (RoBERTa): a constant row, and no token_type_ids input to feed
         x = g.op("Add", [x, g.const("embeddings.token_type_row", types[0])])
-    x = g.layer_norm(x, W("embeddings.LayerNorm.weight"), W("embeddings.LayerNorm.bias"),
-                     cfg.layer_norm_eps, "embeddings.LayerNorm")
+    return g.layer_norm(x, W("embeddings.LayerNorm.weight"), W("embeddings.LayerNorm.bias"),
+                        cfg.layer_norm_eps, "embeddings.LayerNorm")
 
+
+def _layer(g: _Graph, W: _Weights, cfg: BertConfig, x, mask, p):
+    """One transformer layer ``p`` (post-LayerNorm, as BERT): (batch, seq, H) -> same."""
+    hd = cfg.hidden_size // cfg.num_heads
+    # keys are transposed to (batch, heads, H/h, seq) so that q k is a plain MatMul
+    q, k, v = (_heads(g, W, x, f"{p}.attention.self.{name}", perm)
+               for name, perm in (("query", [0, 2, 1, 3]), ("key", [0, 2, 3, 1]),
+                                  ("value", [0, 2, 1, 3])))
+    scores = g.op("Div", [g.op("MatMul", [q, k]), g.scalar("head_scale", np.sqrt(hd))])
+    a = g.op("MatMul", [g.op("Softmax", [g.op("Add", [scores, mask])], axis=-1), v])
+    a = g.op("Reshape", [g.op("Transpose", [a], perm=[0, 2, 1, 3]), "merge_shape"])
+    a = g.linear(a, W(f"{p}.attention.output.dense.weight"),
+                 W(f"{p}.attention.output.dense.bias"), f"{p}.attention.output.dense")
+    ln = f"{p}.attention.output.LayerNorm"
+    x = g.layer_norm(g.op("Add", [a, x]), W(ln + ".weight"), W(ln + ".bias"),
+                     cfg.layer_norm_eps, ln)
+    f = g.linear(x, W(f"{p}.intermediate.dense.weight"), W(f"{p}.intermediate.dense.bias"),
+                 f"{p}.intermediate.dense")
+    f = g.linear(_activation(g, f, cfg.hidden_act), W(f"{p}.output.dense.weight"),
+                 W(f"{p}.output.dense.bias"), f"{p}.output.dense")
+    ln = f"{p}.output.LayerNorm"
+    return g.layer_norm(g.op("Add", [f, x]), W(ln + ".weight"), W(ln + ".bias"),
+                        cfg.layer_norm_eps, ln)
+
+
+def bert_graph(cfg: BertConfig, tensors: dict, origin="<weights>") -> onnx.ModelProto:
+    """The ONNX model of ``cfg`` with weights ``tensors`` (HF names, float32 arrays)."""
+    W = _Weights(tensors, origin)
+    H, nh = cfg.hidden_size, cfg.num_heads
+    g = _Graph()
+    g.const("heads_shape", np.array([0, 0, nh, H // nh], dtype=np.int64))
+    g.const("merge_shape", np.array([0, 0, H], dtype=np.int64))
+    x = _embeddings(g, W, cfg, origin)
     m = g.op("Cast", [g.op("Unsqueeze", ["attention_mask", g.const("axes12", np.array([1, 2]))])],
              to=TensorProto.FLOAT)
-    mask = g.op("Mul", [g.op("Sub", [g.scalar("one", 1.0), m]), g.scalar("mask_value", MASK_VALUE)])  # (batch, 1, 1, seq)
-
+    # additive mask (batch, 1, 1, seq): 0 on real keys, -10000 on padded ones
+    mask = g.op("Mul", [g.op("Sub", [g.scalar("one", 1.0), m]), g.scalar("mask_value", MASK_VALUE)])
     for i in range(cfg.num_layers):
-        p = f"encoder.layer.{i}"
-
-        # keys are transposed to (batch, heads, H/h, seq) so that q k is a plain MatMul
-        q, k, v = (_heads(g, W, x, f"{p}.attention.self.{name}", perm)
-                   for name, perm in (("query", [0, 2, 1, 3]), ("key", [0, 2, 3, 1]),
-                                      ("value", [0, 2, 1, 3])))
-        s = g.op("Add", [g.op("Div", [g.op("MatMul", [q, k]), g.scalar("head_scale", np.sqrt(hd))]), mask])
-        a = g.op("MatMul", [g.op("Softmax", [s], axis=-1), v])
-        a = g.op("Reshape", [g.op("Transpose", [a], perm=[0, 2, 1, 3]), "merge_shape"])
-        a = g.linear(a, W(f"{p}.attention.output.dense.weight"), W(f"{p}.attention.output.dense.bias"),
-                     f"{p}.attention.output.dense")
-        x = g.layer_norm(g.op("Add", [a, x]), W(f"{p}.attention.output.LayerNorm.weight"),
-                         W(f"{p}.attention.output.LayerNorm.bias"), cfg.layer_norm_eps,
-                         f"{p}.attention.output.LayerNorm")
-        f = g.linear(x, W(f"{p}.intermediate.dense.weight"), W(f"{p}.intermediate.dense.bias"),
-                     f"{p}.intermediate.dense")
-        f = g.linear(_activation(g, f, cfg.hidden_act), W(f"{p}.output.dense.weight"),
-                     W(f"{p}.output.dense.bias"), f"{p}.output.dense")
-        x = g.layer_norm(g.op("Add", [f, x]), W(f"{p}.output.LayerNorm.weight"),
-                         W(f"{p}.output.LayerNorm.bias"), cfg.layer_norm_eps, f"{p}.output.LayerNorm")
+        x = _layer(g, W, cfg, x, mask, f"encoder.layer.{i}")
     g.nodes.append(helper.make_node("Identity", [x], ["last_hidden_state"], name="output"))
 
+    inputs = ("input_ids", "attention_mask") + (("token_type_ids",) if cfg.type_vocab_size > 1
+                                                else ())
     ids_info = [helper.make_tensor_value_info(n, TensorProto.INT64, ["batch", "sequence"])
-                for n in ("input_ids", "attention_mask")
-                + (("token_type_ids",) if cfg.type_vocab_size > 1 else ())]
+                for n in inputs]
     out_info = helper.make_tensor_value_info("last_hidden_state", TensorProto.FLOAT,
                                              ["batch", "sequence", H])
     graph = helper.make_graph(g.nodes, f"{cfg.model_type}_encoder", ids_info, [out_info], g.inits)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)],
-                              producer_name="l3ae.embed.bert_onnx", ir_version=IR_VERSION)
-    return model
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)],
+                             producer_name="l3ae.embed.bert_onnx", ir_version=IR_VERSION)
 
 
 def build_bert_onnx(src, out_path) -> tuple[BertConfig, list[str]]:

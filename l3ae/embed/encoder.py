@@ -60,7 +60,8 @@ class EncoderConfig:
     @classmethod
     def from_dict(cls, d: dict, path=None) -> "EncoderConfig":
         if d.get("format") != FORMAT:
-            raise DataFormatError(f"'format' is {d.get('format')!r}, expected {FORMAT!r}", path=path)
+            raise DataFormatError(f"'format' is {d.get('format')!r}, expected {FORMAT!r}",
+                                  path=path)
         if d.get("version") != FORMAT_VERSION:
             raise DataFormatError(f"encoder format version {d.get('version')!r} is not supported "
                                   f"(this l3ae reads version {FORMAT_VERSION})", path=path)
@@ -79,7 +80,8 @@ class EncoderConfig:
         if not isinstance(known.get("normalize", True), bool):
             raise DataFormatError(f"normalize must be true or false, got {known['normalize']!r}",
                                   path=path)
-        cfg = cls(**known, extra={k: v for k, v in d.items() if k not in names | {"format", "version"}})
+        extra = {k: v for k, v in d.items() if k not in names | {"format", "version"}}
+        cfg = cls(**known, extra=extra)
         if cfg.pooling not in POOLINGS:
             raise DataFormatError(f"pooling {cfg.pooling!r} is not one of {', '.join(POOLINGS)}",
                                   path=path)
@@ -126,7 +128,8 @@ def fingerprint(folder) -> str:
     megabytes alone must still change the fingerprint. Memoized per process on (size, mtime).
     """
     folder = Path(folder).resolve()
-    files = [folder / MODEL_FILE, *sorted(folder.glob(MODEL_FILE + ".data*")), folder / TOKENIZER_FILE]
+    files = [folder / MODEL_FILE, *sorted(folder.glob(MODEL_FILE + ".data*")),
+             folder / TOKENIZER_FILE]
     key = tuple((str(f), f.stat().st_size, f.stat().st_mtime_ns) for f in files)
     if key not in _FINGERPRINTS:
         h = hashlib.sha256()
@@ -209,7 +212,8 @@ class Encoder:
             raise DataFormatError(f"graph inputs {sorted(declared)}: need input_ids, may use only "
                                   f"{', '.join(KNOWN_INPUTS)}", path=self.folder / MODEL_FILE)
         # feed what the graph declares, in the integer width it declares
-        self._inputs = {n: (np.int32 if t == "tensor(int32)" else np.int64) for n, t in declared.items()}
+        self._inputs = {n: (np.int32 if t == "tensor(int32)" else np.int64)
+                        for n, t in declared.items()}
         outputs = [o.name for o in self.session.get_outputs()]
         if self.config.output not in outputs:
             raise DataFormatError(f"graph has no output {self.config.output!r} (outputs: "

@@ -83,12 +83,21 @@ def _tokenizer(src: Path, model_type: str, dest: Path):
     elif model_type == "bert" and (src / "vocab.txt").is_file():
         from tokenizers.implementations import BertWordPieceTokenizer
 
-        tc = _read_json(src / "tokenizer_config.json") if (src / "tokenizer_config.json").is_file() else {}
+        tc_path = src / "tokenizer_config.json"
+        tc = _read_json(tc_path) if tc_path.is_file() else {}
         BertWordPieceTokenizer(str(src / "vocab.txt"), lowercase=tc.get("do_lower_case", True),
                                strip_accents=tc.get("strip_accents")).save(str(dest))
     else:
         raise DataFormatError(f"no {TOKENIZER_FILE} (a fast tokenizer file is required)", path=src)
     return Tokenizer.from_file(str(dest))
+
+
+def _is_decoder(model_cfg: dict) -> bool:
+    """Causal LMs used as embedders (Qwen3-Embedding, e5-mistral, ...) pool the last token."""
+    archs = model_cfg.get("architectures") or []
+    return bool(model_cfg.get("is_decoder")) or any(a.endswith("ForCausalLM") for a in archs) \
+        or model_cfg.get("model_type") in ("gpt2", "llama", "mistral", "qwen2", "qwen3", "gemma",
+                                           "gemma2", "gemma3_text", "phi3")
 
 
 def _pad_id(tok, model_cfg: dict) -> int:
@@ -108,8 +117,8 @@ def build_encoder_folder(src, dest, *, name=None, source=None, pooling=None, nor
 
     ``dest`` must exist and be empty (callers pass a temporary folder and rename it).
     Options left None come from the sentence-transformers files, else defaults
-    (mean pooling for encoders, last-token for decoders; normalize on; max_length 512 capped
-    by the position table).
+    (mean pooling for encoders, last-token for decoders; normalize on; max_length: the declared
+    max_seq_length, at most 512 and the position table).
     """
     src, dest = Path(src), Path(dest)
     if not (src / "config.json").is_file():
@@ -117,22 +126,23 @@ def build_encoder_folder(src, dest, *, name=None, source=None, pooling=None, nor
     model_cfg = _read_json(src / "config.json")
     model_type = model_cfg.get("model_type", "")
     st = sentence_transformers_settings(src)
+    pooling = pooling or st.get("pooling", "last" if _is_decoder(model_cfg) else "mean")
+    if pooling not in POOLINGS:
+        raise ConfigError(f"pooling {pooling!r} is not one of {', '.join(POOLINGS)}")
     tok = _tokenizer(src, model_type, dest / TOKENIZER_FILE)
     from l3ae.embed import bert_onnx  # imports onnx: only when building
 
     if model_type in bert_onnx.BERT_FAMILY:
         cfg, inputs = bert_onnx.build_bert_onnx(src, dest / MODEL_FILE)
         dim, limit, exporter = cfg.hidden_size, cfg.max_tokens, "l3ae.embed.bert_onnx"
-        default_pooling = "mean"
     else:
         dim, inputs, limit = _export_with_torch(src, dest / MODEL_FILE, tok)
-        exporter, default_pooling = "torch.onnx.export(dynamo=True)", "last"
-    max_length = int(max_length or min(st.get("max_length", 512), limit))
+        exporter = "torch.onnx.export(dynamo=True)"
+    # default at most 512 tokens even for long-context models: item texts rarely need more and
+    # attention cost grows with the square of the length; --max-length overrides
+    max_length = int(max_length or min(st.get("max_length", 512), 512, limit))
     if max_length > limit:
         raise ConfigError(f"max_length {max_length} exceeds the model's {limit} positions")
-    pooling = pooling or st.get("pooling", default_pooling)
-    if pooling not in POOLINGS:
-        raise ConfigError(f"pooling {pooling!r} is not one of {', '.join(POOLINGS)}")
     from l3ae import __version__
 
     config = EncoderConfig(
@@ -206,8 +216,8 @@ def _export_with_torch(src: Path, onnx_path: Path, tok) -> tuple[int, list, int]
     import numpy as np
     import onnxruntime as ort
 
-    model = transformers.AutoModel.from_pretrained(str(src), local_files_only=True,
-                                                   torch_dtype=torch.float32).eval()
+    # .float(): checkpoints stored in bf16/fp16 would otherwise export in that precision
+    model = transformers.AutoModel.from_pretrained(str(src), local_files_only=True).float().eval()
 
     class LastHidden(torch.nn.Module):
         def __init__(self, inner):
@@ -236,7 +246,8 @@ def _export_with_torch(src: Path, onnx_path: Path, tok) -> tuple[int, list, int]
     with torch.no_grad():
         want = wrapped(ids, mask).numpy()
     sess = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
-    got = sess.run(["last_hidden_state"], {"input_ids": ids.numpy(), "attention_mask": mask.numpy()})[0]
+    got = sess.run(["last_hidden_state"],
+                   {"input_ids": ids.numpy(), "attention_mask": mask.numpy()})[0]
     m = mask.numpy().astype(bool)
     err = float(np.abs(got[m] - want[m]).max())
     if not err <= 1e-3 * max(1.0, float(np.abs(want[m]).max())):

@@ -86,7 +86,8 @@ def render_texts(columns: dict, template: str, path=None) -> list[str]:
         try:
             texts.append(template.format(**row))
         except (ValueError, IndexError, KeyError, AttributeError) as exc:
-            raise ConfigError(f"template {template!r} does not apply to row {i + 1}: {exc}") from None
+            raise ConfigError(f"template {template!r} does not apply to row {i + 1}: "
+                              f"{exc}") from None
     return texts
 
 

@@ -57,7 +57,8 @@ def load_safetensors(path, dtype=np.float32) -> dict[str, np.ndarray]:
         try:
             code, shape, (lo, hi) = info["dtype"], tuple(info["shape"]), info["data_offsets"]
         except (KeyError, TypeError, ValueError):
-            raise DataFormatError(f"tensor {name!r}: bad header entry {info!r}", path=path) from None
+            raise DataFormatError(f"tensor {name!r}: bad header entry {info!r}",
+                                  path=path) from None
         raw = blob[start + lo:start + hi]
         if code == "BF16":
             # bfloat16 is the top half of a float32: shift the bits into place

@@ -133,7 +133,10 @@ def topn_scores(xptr, xidx, mptr, midx, bptr, bidx, bval, bdense, use_dense, all
 
 @njit(parallel=True, cache=True)
 def topk_rows(block, row0, k, out_idx, out_val, out_cnt):
-    """Keep the k largest off-diagonal entries of each row of ``block`` (r, n).
+    """Keep the k off-diagonal entries of largest magnitude in each row of ``block`` (r, n).
+
+    Magnitude, not value: large negative weights demote items, and dropping them changes
+    rankings far more (measured in bench/reference.py).
 
     Row t of the block is row ``row0 + t`` of the full matrix; its diagonal entry is skipped.
     out_idx (r, k) int64 column indices sorted ascending, out_val (r, k), out_cnt (r,) how many.
@@ -148,7 +151,7 @@ def topk_rows(block, row0, k, out_idx, out_val, out_cnt):
         for j in range(n):
             v = row[j]
             if j != d and v == v:
-                size = _heap_push(hv, hi, size, k, np.float64(v), j)
+                size = _heap_push(hv, hi, size, k, abs(np.float64(v)), j)
         order = np.argsort(hi[:size])
         for q in range(size):
             out_idx[t, q] = hi[order[q]]

@@ -1,4 +1,4 @@
-"""Keep the k strongest (largest) off-diagonal entries per row of B, as CSR.
+"""Keep the k strongest (largest magnitude) off-diagonal entries per row of B, as CSR.
 
 Seen items are masked at scoring, so diagonal entries never matter and are not kept.
 """
@@ -43,7 +43,7 @@ class RowPruner:
 
 
 def prune_topk(B, k, block=1024):
-    """CSR (n, n) with the k largest off-diagonal entries of each row of dense B (n, n)."""
+    """CSR (n, n) with the k largest-magnitude off-diagonal entries of each row of dense B."""
     pr = RowPruner(B.shape[0], k, B.dtype)
     for r0 in range(0, B.shape[0], block):
         pr.add(np.ascontiguousarray(B[r0:r0 + block]), r0)

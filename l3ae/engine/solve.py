@@ -70,7 +70,7 @@ def cholesky_inverse(A, item_ids=None):
 
 def solve_weights(X, *, reg_x, reg_e=0.0, w=None, dropout=0.0, xi=0.0, constraint=None,
                   E=None, reg_f=None, collective=0.0, additive=0.0, topk=500,
-                  dtype=np.float32, block=1024, item_ids=None, progress=None):
+                  dtype=np.float32, block=None, item_ids=None, progress=None):
     """B from interactions (and embeddings for λ_E > 0 or the fusion baselines).
 
     reg_x : λ_X, scalar ridge (may be negative while a = Λ + λ_E w stays > 0).
@@ -103,6 +103,8 @@ def solve_weights(X, *, reg_x, reg_e=0.0, w=None, dropout=0.0, xi=0.0, constrain
     if w.shape != (n,) or not np.all(w > 0):
         raise ConfigError("pull weights w must be (n,) and > 0")
     report = progress or (lambda *a: None)
+    # row blocks of ~16 MB: small beside the n×n buffer, large enough for efficient GEMMs
+    block = block or max(64, min(4096, (16 << 20) // (max(n, 1) * dtype.itemsize)))
 
     A = gram(X, dtype=dtype, lower_only=True)
     diag_g = np.diagonal(A).astype(np.float64)

@@ -1,0 +1,107 @@
+"""`l3ae embed` (item texts -> embeddings.h5) and `l3ae export-encoder` (HF folder -> encoder)."""
+
+import click
+
+from l3ae.cli._app import cli
+from l3ae.io.datasets import DATASETS
+
+_ENCODER_HELP = ("Encoder folder (from `l3ae export-encoder`), or 'minilm' for the packaged "
+                 "all-MiniLM-L6-v2 (built once into $L3AE_HOME/encoders).")
+
+
+@cli.command()
+@click.option("--items", type=click.Path(exists=True, dir_okay=False),
+              help="Item table: CSV/TSV with a header, or a RecBole .item file.")
+@click.option("--dataset", type=click.Choice(sorted(DATASETS)),
+              help="A packaged dataset instead of --items.")
+@click.option("--id-col", help="Id column of --items (default: item_id if present, else the "
+              "first column).")
+@click.option("--sep", help="Delimiter of --items (default: from the file name or the header).")
+@click.option("--template", help="Text of an item, with {column} fields, e.g. "
+              "\"{title} ({year}). Genres: {genre}\". Default: every column but the id, joined "
+              "by '. ' (for --dataset: the dataset's template).")
+@click.option("--encoder", default="minilm", show_default=True, help=_ENCODER_HELP)
+@click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True,
+              help="Texts per model call (texts are sorted by length first).")
+@click.option("--threads", type=click.IntRange(min=1), help="onnxruntime threads (default: all "
+              "cores this process may use).")
+@click.option("--out", required=True, type=click.Path(dir_okay=False),
+              help="Embeddings file to write (HDF5). If it exists and was made by the same "
+              "encoder, only new or changed texts are embedded.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar and no summary on stderr.")
+def embed(items, dataset, id_col, sep, template, encoder, batch_size, threads, out, quiet):
+    """Embed item texts into an embeddings file for text-aware models (l3ae, ...).
+
+    \b
+    Examples:
+      l3ae embed --dataset ml-1m --out ml1m-emb.h5
+      l3ae embed --items items.csv --id-col item_id \\
+                 --template "{title}. {category}. {description}" --out emb.h5
+      l3ae embed --items items.csv --encoder ./my-encoder --out emb.h5
+
+    Re-running on an edited catalog embeds only the new and changed texts. Items whose text is
+    empty get an all-zero vector. A summary goes to stderr.
+    """
+    from l3ae.embed.pipeline import default_template, embed_items, render_texts
+
+    if (items is None) == (dataset is None):
+        raise click.UsageError("give exactly one of --items PATH or --dataset NAME")
+    if dataset is not None:
+        from l3ae.io.datasets import DEFAULT_TEMPLATE, load_items
+
+        ids, columns = load_items(dataset)
+        template, where = template or DEFAULT_TEMPLATE, dataset
+    else:
+        from l3ae.io.readers import read_items
+
+        ids, columns = read_items(items, id_col=id_col, sep=sep)
+        template = template or default_template(columns, id_col or _id_col(columns))
+        where = items
+    texts = render_texts(columns, template, path=where)
+    s = embed_items(ids, texts, encoder, out, batch_size=batch_size, progress=not quiet,
+                    template=template, threads=threads)
+    if not quiet:
+        rate = f", {s['texts_per_s']:.0f} texts/s" if s["encoded"] else ""
+        click.echo(f"{s['texts']} texts: {s['embedded']} embedded, {s['reused']} reused, "
+                   f"{s['empty']} empty, {s['truncated']} truncated"
+                   + (f", {s['replaced']} with undecodable bytes" if s["replaced"] else "")
+                   + f" in {s['seconds']:.1f} s{rate} -> {out}"
+                   + ("" if s["written"] else " (already up to date)"), err=True)
+
+
+def _id_col(columns):
+    return "item_id" if "item_id" in columns else next(iter(columns))
+
+
+@cli.command("export-encoder")
+@click.argument("src", type=click.Path(exists=True, file_okay=False))
+@click.option("--out", required=True, type=click.Path(file_okay=False),
+              help="Encoder folder to create (model.onnx, tokenizer.json, l3ae_encoder.json).")
+@click.option("--pooling", type=click.Choice(["mean", "cls", "last"]),
+              help="Default: from the sentence-transformers config; else mean (encoders) or "
+              "last (decoders).")
+@click.option("--normalize/--no-normalize", default=None,
+              help="L2-normalize embeddings [default: normalize].")
+@click.option("--max-length", type=click.IntRange(min=1),
+              help="Tokens per text (default: the model's max_seq_length, at most 512).")
+@click.option("--name", help="Encoder name (default: SRC's folder name).")
+@click.option("--force", is_flag=True, help="Replace --out if it exists.")
+def export_encoder(src, out, pooling, normalize, max_length, name, force):
+    """Convert a local Hugging Face model folder into an l3ae encoder folder.
+
+    BERT-family models (bert, roberta, xlm-roberta) are converted without torch, from
+    model.safetensors. Other architectures need the optional extra:
+    pip install 'l3ae[export]'.
+
+    \b
+    Example:
+      l3ae export-encoder ./bge-small-en-v1.5 --out ./enc-bge-small
+      l3ae embed --items items.csv --encoder ./enc-bge-small --out emb.h5
+    """
+    from l3ae.embed.export import export_encoder as _export
+
+    cfg = _export(src, out, pooling=pooling, normalize=normalize, max_length=max_length,
+                  name=name, overwrite=force)
+    click.echo(f"{cfg.name}: {cfg.dim}-d, {cfg.pooling} pooling"
+               f"{', normalized' if cfg.normalize else ''}, max_length {cfg.max_length} -> {out}",
+               err=True)
