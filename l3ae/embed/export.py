@@ -22,8 +22,8 @@ import tempfile
 import uuid
 from pathlib import Path
 
-from l3ae.embed.encoder import (CONFIG_FILE, MODEL_FILE, POOLINGS, TOKENIZER_FILE, EncoderConfig,
-                                read_encoder_config)
+from l3ae.embed.encoder import (CONFIG_FILE, MODEL_FILE, POOLINGS, TOKENIZER_FILE, Encoder,
+                                EncoderConfig)
 from l3ae.errors import ConfigError, DataFormatError, L3AEError
 
 #: Bump when the graph writer changes its output: cached packaged encoders are then rebuilt.
@@ -153,6 +153,8 @@ def build_encoder_folder(src, dest, *, name=None, source=None, pooling=None, nor
         extra={"model_type": model_type, "exporter": exporter, "builder": BUILDER_VERSION,
                "l3ae_version": __version__, **(extra or {})})
     (dest / CONFIG_FILE).write_text(config.to_json(), encoding="utf-8")
+    # the folder must load and give (1, dim) vectors before anyone can see it
+    Encoder(dest, threads=1).encode(["l3ae export check"])
     return config
 
 
@@ -176,7 +178,10 @@ def publish_folder(tmp: Path, out: Path, overwrite: bool = False) -> None:
     except FileNotFoundError:  # a concurrent publisher moved it already
         pass
     os.rename(tmp, out)
-    shutil.rmtree(trash, ignore_errors=True)
+    if trash.is_dir():
+        shutil.rmtree(trash, ignore_errors=True)
+    else:
+        trash.unlink(missing_ok=True)
 
 
 def export_encoder(src, out, *, pooling=None, normalize=None, max_length=None, name=None,
@@ -194,7 +199,6 @@ def export_encoder(src, out, *, pooling=None, normalize=None, max_length=None, n
     try:
         config = build_encoder_folder(src, tmp, name=name, pooling=pooling, normalize=normalize,
                                       max_length=max_length)
-        read_encoder_config(tmp)  # the folder we publish must load
         publish_folder(tmp, out, overwrite=overwrite)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

