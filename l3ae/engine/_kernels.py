@@ -136,24 +136,33 @@ def topk_rows(block, row0, k, out_idx, out_val, out_cnt):
     """Keep the k off-diagonal entries of largest magnitude in each row of ``block`` (r, n).
 
     Magnitude, not value: large negative weights demote items, and dropping them changes
-    rankings far more (measured in bench/reference.py).
-
-    Row t of the block is row ``row0 + t`` of the full matrix; its diagonal entry is skipped.
+    rankings far more (measured in bench/reference.py). Exact zeros are not kept. Row t of the block is row ``row0 + t``
+    of the full matrix; its diagonal entry is skipped; NaNs are never kept.
     out_idx (r, k) int64 column indices sorted ascending, out_val (r, k), out_cnt (r,) how many.
+    The threshold comes from a quickselect (np.partition): O(n) per row.
     """
     r, n = block.shape
     for t in prange(r):
-        hv = np.empty(k, dtype=np.float64)
-        hi = np.empty(k, dtype=np.int64)
-        size = 0
-        d = row0 + t
         row = block[t]
+        d = row0 + t
+        mag = np.empty(n, dtype=np.float64)
         for j in range(n):
-            v = row[j]
-            if j != d and v == v:
-                size = _heap_push(hv, hi, size, k, abs(np.float64(v)), j)
-        order = np.argsort(hi[:size])
-        for q in range(size):
-            out_idx[t, q] = hi[order[q]]
-            out_val[t, q] = row[hi[order[q]]]
-        out_cnt[t] = size
+            v = abs(np.float64(row[j]))
+            mag[j] = v if (j != d and v == v and v != 0.0) else -1.0  # never kept
+        thr = np.partition(mag, n - k)[n - k] if 0 < k <= n else np.inf
+        # keep |v| > thr, then ties at thr (lowest indices first) until k are kept
+        room = k
+        for j in range(n):
+            if mag[j] > thr:
+                room -= 1
+        q = 0
+        for j in range(n):
+            m = mag[j]
+            tie = m == thr and m > 0.0 and room > 0
+            if m > thr or tie:
+                if tie:
+                    room -= 1
+                out_idx[t, q] = j
+                out_val[t, q] = row[j]
+                q += 1
+        out_cnt[t] = q

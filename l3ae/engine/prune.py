@@ -10,35 +10,31 @@ from l3ae.engine import _kernels
 
 
 class RowPruner:
-    """Accumulates pruned row blocks of an (n, n) matrix into one CSR (int64 indptr)."""
+    """Prunes row blocks of an (n, n) matrix straight into preallocated CSR arrays (int64)."""
 
     def __init__(self, n, k, dtype):
-        self.n, self.k, self.dtype = n, min(k, max(n - 1, 0)), dtype
-        self.idx, self.val, self.cnt = [], [], []
+        self.n, self.k = n, min(k, max(n - 1, 0))
+        self.idx = np.empty(n * self.k, np.int64)
+        self.val = np.empty(n * self.k, dtype)
+        self.cnt = np.zeros(n, np.int64)
 
     def add(self, block, row0):
         """Prune rows ``row0 : row0 + len(block)`` of the full matrix."""
-        r = block.shape[0]
-        oi = np.empty((r, self.k), np.int64)
-        ov = np.empty((r, self.k), block.dtype)
-        oc = np.empty(r, np.int64)
-        if self.k > 0:
-            _kernels.topk_rows(block, row0, self.k, oi, ov, oc)
-        else:
-            oc[:] = 0
-        mask = np.arange(self.k)[None, :] < oc[:, None]
-        self.idx.append(oi[mask])
-        self.val.append(ov[mask].astype(self.dtype))
-        self.cnt.append(oc)
+        r, k = block.shape[0], self.k
+        oi = self.idx[row0 * k:(row0 + r) * k].reshape(r, k)
+        ov = self.val[row0 * k:(row0 + r) * k].reshape(r, k)
+        if k > 0:
+            _kernels.topk_rows(block, row0, k, oi, ov, self.cnt[row0:row0 + r])
 
     def result(self):
-        cnt = np.concatenate(self.cnt) if self.cnt else np.zeros(0, np.int64)
+        k = self.k
         indptr = np.zeros(self.n + 1, np.int64)
-        np.cumsum(cnt, out=indptr[1:])
-        idx = np.concatenate(self.idx) if self.idx else np.zeros(0, np.int64)
-        val = np.concatenate(self.val) if self.val else np.zeros(0, self.dtype)
-        B = sp.csr_matrix((val, idx, indptr), shape=(self.n, self.n))
-        B.indptr, B.indices = indptr, idx  # scipy may downcast; keep int64 for nnz > 2**31
+        np.cumsum(self.cnt, out=indptr[1:])
+        if indptr[-1] < self.n * k:  # rows with fewer than k entries: compact in place
+            keep = (np.arange(k)[None, :] < self.cnt[:, None]).ravel()
+            self.idx, self.val = self.idx[keep], self.val[keep]
+        B = sp.csr_matrix((self.val, self.idx, indptr), shape=(self.n, self.n), copy=False)
+        B.indptr, B.indices = indptr, self.idx  # scipy may downcast; keep int64 for nnz > 2**31
         return B
 
 

@@ -10,6 +10,12 @@ import tempfile
 from pathlib import Path
 
 
+def _umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def atomic_path(target, suffix=""):
     """Yield a temporary path next to ``target``; on success fsync it and rename it over target.
@@ -21,6 +27,7 @@ def atomic_path(target, suffix=""):
     folder.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=suffix + ".tmp", dir=folder)
     os.close(fd)
+    os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; a result file should follow umask
     try:
         yield Path(tmp)
         with open(tmp, "rb+") as fh:
