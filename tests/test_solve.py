@@ -213,3 +213,18 @@ def test_zero_ridge_on_an_unseen_item_is_refused():
     X = sp.csr_matrix(np.array([[1.0, 0.0], [1.0, 0.0]]))
     with pytest.raises(ConfigError, match="item 'x'.*2 items"):
         solve_weights(X, reg_x=0.0, item_ids=["x", "y"])
+
+
+def test_one_factorization_serves_a_sweep_at_fixed_total_ridge(problem):
+    """P depends only on a = λ_X + λ_E: weights for several (λ_X, λ_E, ξ) from one P."""
+    from l3ae.engine.solve import factorize, weights_from_inverse
+
+    X, E = problem
+    inv = factorize(X, reg_x=1.0, reg_e=3.0, dtype=np.float64)
+    P0 = inv.P.copy()
+    for reg_e, xi in ((3.0, 0.0), (1.0, 0.0), (2.0, 0.05)):
+        got = weights_from_inverse(inv, reg_e=reg_e, xi=xi, E=E, reg_f=0.5, topk=0)
+        want = solve_weights(X, reg_x=4.0 - reg_e, reg_e=reg_e, xi=xi, E=E, reg_f=0.5, topk=0,
+                             dtype=np.float64)
+        np.testing.assert_allclose(got.B, want.B, atol=1e-10)
+    np.testing.assert_array_equal(inv.P, P0)  # not overwritten unless asked

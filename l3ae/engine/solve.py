@@ -68,63 +68,64 @@ def cholesky_inverse(A, item_ids=None):
     return A
 
 
-def solve_weights(X, *, reg_x, reg_e=0.0, w=None, dropout=0.0, xi=0.0, constraint=None,
-                  E=None, reg_f=None, collective=0.0, additive=0.0, topk=500,
-                  dtype=np.float32, block=None, item_ids=None, progress=None):
-    """B from interactions (and embeddings for λ_E > 0 or the fusion baselines).
-
-    reg_x : λ_X, scalar ridge (may be negative while a = Λ + λ_E w stays > 0).
-    dropout : p in [0, 1): Λ = λ_X + p/(1−p)·diag(G) (DLAE / EDLAE / RDLAE).
-    reg_e, w : λ_E and the per-item pull weights w (n,) > 0 (default ones); needs E and reg_f.
-    xi, constraint : diag(B) = ξ ("equality") or ≤ ξ ("inequality"); default: equality iff ξ = 0.
-    collective : α of the collective fusion baseline, EASE on [X; αFᵀ]: G += α² E Eᵀ.
-    additive : α of the additive fusion baseline, B ← (1−α) B + α C.
-    topk : keep the k largest off-diagonal entries per row (CSR); 0 returns dense B (n, n).
-    progress : optional callable(phase: str, done: int, total: int).
-    """
-    t0 = time.perf_counter()
-    timings = {}
+def _check(dtype, dropout, additive, xi, constraint):
     dtype = np.dtype(dtype)
     if dtype not in (np.float32, np.float64):
         raise ConfigError(f"dtype must be float32 or float64, got {dtype}")
-    X = sp.csr_matrix(X)
-    n = X.shape[1]
-    constraint = constraint or ("equality" if xi == 0 else "inequality")
-    if constraint not in ("equality", "inequality"):
-        raise ConfigError(f"constraint must be 'equality' or 'inequality', got {constraint!r}")
     if not 0 <= dropout < 1:
         raise ConfigError(f"dropout must be in [0, 1), got {dropout}")
     if not 0 <= additive <= 1:
         raise ConfigError(f"additive α must be in [0, 1], got {additive}")
-    needs_text = reg_e != 0 or collective != 0 or additive != 0
-    if needs_text and E is None:
-        raise ConfigError("this model needs item embeddings (E) for its semantic term")
+    constraint = constraint or ("equality" if xi == 0 else "inequality")
+    if constraint not in ("equality", "inequality"):
+        raise ConfigError(f"constraint must be 'equality' or 'inequality', got {constraint!r}")
+    return dtype, constraint
+
+
+def _pull(w, n):
     w = np.ones(n) if w is None else np.asarray(w, dtype=np.float64)
     if w.shape != (n,) or not np.all(w > 0):
         raise ConfigError("pull weights w must be (n,) and > 0")
-    report = progress or (lambda *a: None)
-    # row blocks of ~16 MB: small beside the n×n buffer, large enough for efficient GEMMs
-    block = block or max(64, min(4096, (16 << 20) // (max(n, 1) * dtype.itemsize)))
+    return w
 
+
+@dataclass
+class Inverse:
+    """P = (G + Dg(a))⁻¹ (n, n), full and symmetric, with the a (n,) and diag(G) that made it."""
+
+    P: np.ndarray
+    a: np.ndarray
+    diag_g: np.ndarray
+    timings: dict = field(default_factory=dict)
+
+
+def factorize(X, *, reg_x, reg_e=0.0, w=None, dropout=0.0, E=None, collective=0.0,
+              dtype=np.float32, item_ids=None, progress=None) -> Inverse:
+    """Gram, shift, potrf + potri in place: P = (G [+ α²EEᵀ] + Dg(a))⁻¹, a = Λ + λ_E·w.
+
+    P depends on the hyperparameters only through a (and α of the collective baseline):
+    a sweep over λ_E or ξ at a fixed a reuses one factorization (see :func:`weights_from_inverse`).
+    """
+    dtype, _ = _check(dtype, dropout, 0.0, 0.0, None)
+    t0 = time.perf_counter()
+    X = sp.csr_matrix(X)
+    n = X.shape[1]
+    w = _pull(w, n)
+    report = progress or (lambda *a: None)
     A = gram(X, dtype=dtype, lower_only=True)
     diag_g = np.diagonal(A).astype(np.float64)
-    timings["gram"] = time.perf_counter() - t0
+    timings = {"gram": time.perf_counter() - t0}
     report("gram", 1, 1)
-
-    t = time.perf_counter()
-    fac = None
-    if needs_text:
+    if collective:
+        if E is None:
+            raise ConfigError("the collective baseline needs item embeddings (E)")
+        t = time.perf_counter()
         E = np.ascontiguousarray(E, dtype=dtype)
-        if E.shape[0] != n:
-            raise ConfigError(f"E has {E.shape[0]} rows for {n} items")
-        if reg_e != 0 or additive != 0:
-            fac = semantic_factors(E, reg_f if reg_f is not None else 0.0)
-        if collective:
-            for r0 in range(0, n, block):  # lower triangle of α² E Eᵀ, block rows
-                r1 = min(n, r0 + block)
-                A[r0:r1, :r1] += (collective ** 2) * (E[r0:r1] @ E[:r1].T)
-    timings["semantic"] = time.perf_counter() - t
-
+        block = _block(n, dtype)
+        for r0 in range(0, n, block):  # lower triangle of α² E Eᵀ, block rows
+            r1 = min(n, r0 + block)
+            A[r0:r1, :r1] += (collective ** 2) * (E[r0:r1] @ E[:r1].T)
+        timings["semantic"] = time.perf_counter() - t
     lam = reg_x + (dropout / (1 - dropout)) * diag_g if dropout else np.full(n, float(reg_x))
     a = lam + reg_e * w
     bad = np.flatnonzero(~(a > 0))
@@ -134,13 +135,43 @@ def solve_weights(X, *, reg_x, reg_e=0.0, w=None, dropout=0.0, xi=0.0, constrain
             f"the total ridge a = Λ + λ_E·w must be > 0 for every item; a = {a[j]:.6g} at "
             f"{_name(item_ids, j)} ({bad.size} items); raise --reg-x or --reg-e")
     A.flat[:: n + 1] += a.astype(dtype)
-
     t = time.perf_counter()
     cholesky_inverse(A, item_ids)
     _kernels.symmetrize_lower(A, 256)
-    P = A
     timings["factorize"] = time.perf_counter() - t
     report("factorize", 1, 1)
+    return Inverse(A, a, diag_g, timings)
+
+
+def _block(n, dtype):
+    # row blocks of ~16 MB: small beside the n×n buffer, large enough for efficient GEMMs
+    return max(64, min(4096, (16 << 20) // (max(n, 1) * np.dtype(dtype).itemsize)))
+
+
+def weights_from_inverse(inv: Inverse, *, reg_e=0.0, w=None, xi=0.0, constraint=None, E=None,
+                         reg_f=None, additive=0.0, topk=500, overwrite=False, block=None,
+                         progress=None) -> Weights:
+    """B from a factorization: B = I + λ_E M Eᵀ Dg(1/δ) − P Dg(g) row block by row block.
+
+    ``reg_e`` and ``w`` must be those that made ``inv.a`` (only their product with λ_E enters
+    B beyond a). overwrite : write dense B over P (topk = 0 only; P is destroyed).
+    """
+    P, a = inv.P, inv.a
+    n = P.shape[0]
+    dtype, constraint = _check(P.dtype, 0.0, additive, xi, constraint)
+    w = _pull(w, n)
+    if (reg_e != 0 or additive != 0) and E is None:
+        raise ConfigError("this model needs item embeddings (E) for its semantic term")
+    report = progress or (lambda *a: None)
+    block = block or _block(n, dtype)
+    t0 = time.perf_counter()
+    fac = None
+    if reg_e != 0 or additive != 0:
+        E = np.ascontiguousarray(E, dtype=dtype)
+        if E.shape[0] != n:
+            raise ConfigError(f"E has {E.shape[0]} rows for {n} items")
+        fac = semantic_factors(E, reg_f if reg_f is not None else 0.0)
+    t_sem = time.perf_counter() - t0
 
     t = time.perf_counter()
     p_diag = np.diagonal(P).astype(np.float64)
@@ -164,6 +195,9 @@ def solve_weights(X, *, reg_x, reg_e=0.0, w=None, dropout=0.0, xi=0.0, constrain
     g = g.astype(dtype)
 
     pruner = RowPruner(n, topk, dtype) if topk else None
+    dense = None
+    if pruner is None:
+        dense = P if overwrite else np.empty_like(P)
     for r0 in range(0, n, block):
         r1 = min(n, r0 + block)
         rows = np.arange(r0, r1)
@@ -172,15 +206,44 @@ def solve_weights(X, *, reg_x, reg_e=0.0, w=None, dropout=0.0, xi=0.0, constrain
             blk += L[r0:r1] @ ets
         blk[rows - r0, rows] = diag_b[r0:r1]
         if pruner is None:
-            P[r0:r1] = blk  # B rows need only P's same rows: overwrite in place
+            dense[r0:r1] = blk  # B rows need only P's same rows: safe to overwrite in place
         else:
             pruner.add(blk, r0)
         report("weights", r1, n)
-    B = P if pruner is None else pruner.result()
-    del A, P
-    timings["weights"] = time.perf_counter() - t
-    timings["total"] = time.perf_counter() - t0
+    B = dense if pruner is None else pruner.result()
+    timings = {"semantic": t_sem, "weights": time.perf_counter() - t}
     return Weights(B, diag_b.astype(dtype), timings)
+
+
+def solve_weights(X, *, reg_x, reg_e=0.0, w=None, dropout=0.0, xi=0.0, constraint=None,
+                  E=None, reg_f=None, collective=0.0, additive=0.0, topk=500,
+                  dtype=np.float32, block=None, item_ids=None, progress=None) -> Weights:
+    """B from interactions (and embeddings for λ_E > 0 or the fusion baselines).
+
+    reg_x : λ_X, scalar ridge (may be negative while a = Λ + λ_E w stays > 0).
+    dropout : p in [0, 1): Λ = λ_X + p/(1−p)·diag(G) (DLAE / EDLAE / RDLAE).
+    reg_e, w : λ_E and the per-item pull weights w (n,) > 0 (default ones); needs E and reg_f.
+    xi, constraint : diag(B) = ξ ("equality") or ≤ ξ ("inequality"); default: equality iff ξ = 0.
+    collective : α of the collective fusion baseline, EASE on [X; αFᵀ]: G += α² E Eᵀ.
+    additive : α of the additive fusion baseline, B ← (1−α) B + α C.
+    topk : keep the k largest-magnitude off-diagonal entries per row (CSR); 0: dense B (n, n).
+    progress : optional callable(phase: str, done: int, total: int).
+    """
+    t0 = time.perf_counter()
+    _check(dtype, dropout, additive, xi, constraint)
+    if (reg_e != 0 or additive != 0 or collective != 0) and E is None:
+        raise ConfigError("this model needs item embeddings (E) for its semantic term")
+    inv = factorize(X, reg_x=reg_x, reg_e=reg_e, w=w, dropout=dropout, E=E,
+                    collective=collective, dtype=dtype, item_ids=item_ids, progress=progress)
+    out = weights_from_inverse(inv, reg_e=reg_e, w=w, xi=xi, constraint=constraint, E=E,
+                               reg_f=reg_f, additive=additive, topk=topk, overwrite=not topk,
+                               block=block, progress=progress)
+    timings = dict(inv.timings)
+    timings["semantic"] = timings.get("semantic", 0.0) + out.timings["semantic"]
+    timings["weights"] = out.timings["weights"]
+    timings["total"] = time.perf_counter() - t0
+    del inv
+    return Weights(out.B, out.diag, timings)
 
 
 def text_weights(E, reg_f, topk=500, block=1024, progress=None):
