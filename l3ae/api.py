@@ -51,11 +51,11 @@ def load_embeddings(item_ids, embeddings=None, dataset=None, encoder=None, progr
     return load_aligned(embeddings, item_ids), meta.get("encoder", "")
 
 
-def build(inter, cfg: Config, E=None, progress=None) -> Recommender:
-    """Fit the configured model on all interactions."""
+def build(inter, cfg: Config, E=None, progress=None, **solver) -> Recommender:
+    """Fit the configured model on all interactions (solver: run-time solve options)."""
     X = inter.matrix(np.float32)
     rec = Recommender(cfg.model, **{k: v for k, v in cfg.to_dict().items() if k != "model"})
-    return rec.fit(X, E, item_ids=inter.item_ids, progress=progress)
+    return rec.fit(X, E, item_ids=inter.item_ids, progress=progress, **solver)
 
 
 def evaluate(inter, cfg: Config, E=None, seed=0, ks=KS, progress=None):

@@ -31,14 +31,17 @@ class Recommender:
                  "topk", "dtype"]
         return {k: getattr(self, k) for k in names}
 
-    def fit(self, X, E=None, item_ids=None, progress=None):
-        """Learn B from X (m, n) binary CSR and, for text-aware presets, E (n, d) embeddings."""
+    def fit(self, X, E=None, item_ids=None, progress=None, **solver):
+        """Learn B from X (m, n) binary CSR and, for text-aware presets, E (n, d) embeddings.
+
+        solver : run-time options passed to :func:`l3ae.engine.solve.solve_weights`.
+        """
         X = sp.csr_matrix(X)
         self.config_ = Config.from_preset(self.model, **self.get_params())
         n = X.shape[1]
         self.item_ids_ = list(item_ids) if item_ids is not None else [str(i) for i in range(n)]
         self.popularity_ = np.asarray(X.sum(axis=0)).ravel().astype(np.int64)
-        w = fit_weights(self.config_, X, E, item_ids=self.item_ids_, progress=progress)
+        w = fit_weights(self.config_, X, E, item_ids=self.item_ids_, progress=progress, **solver)
         self.B_, self.diag_, self.timings_ = w.B, w.diag, w.timings
         self.checksum_ = input_checksum(X, self.item_ids_)
         return self

@@ -100,8 +100,12 @@ def pull_weights(popularity, pull="uniform", power=0.5):
     return ((1.0 + c.mean()) / (1.0 + c)) ** power
 
 
-def fit_weights(cfg: Config, X, E=None, item_ids=None, progress=None):
-    """Weights (B, diag, timings) of the model ``cfg`` on X (m, n) CSR and E (n, d)."""
+def fit_weights(cfg: Config, X, E=None, item_ids=None, progress=None, **solver):
+    """Weights (B, diag, timings) of the model ``cfg`` on X (m, n) CSR and E (n, d).
+
+    solver : run-time options of :func:`solve_weights` that do not change the result
+    (memory budget, work folder, resume).
+    """
     dtype = np.dtype(cfg.dtype)
     if cfg.needs_text and E is None:
         raise ConfigError(f"model {cfg.model!r} needs item embeddings (--embeddings)")
@@ -114,4 +118,4 @@ def fit_weights(cfg: Config, X, E=None, item_ids=None, progress=None):
         dropout=cfg.dropout, xi=cfg.xi, E=E, reg_f=cfg.reg_f,
         collective=cfg.alpha if cfg.model == "collective" else 0.0,
         additive=cfg.alpha if cfg.model == "additive" else 0.0,
-        topk=cfg.topk, dtype=dtype, item_ids=item_ids, progress=progress)
+        topk=cfg.topk, dtype=dtype, item_ids=item_ids, progress=progress, **solver)
