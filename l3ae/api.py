@@ -10,7 +10,7 @@ import time
 import numpy as np
 import scipy.sparse as sp
 
-from l3ae.engine.metrics import head_items, ranking_metrics, split_interactions
+from l3ae.evaluation import KS, Split, apply_regime, format_table, random_split, score  # noqa: F401
 from l3ae.engine.models import Config
 from l3ae.errors import ConfigError, DataFormatError
 from l3ae.io import datasets
@@ -18,81 +18,111 @@ from l3ae.io.atomic import atomic_open
 from l3ae.io.readers import read_interactions, to_csr
 from l3ae.model import Recommender
 
-KS = (10, 20, 50)
+def load_source(interactions=None, dataset=None, dataset_dir=None, user_col="user_id",
+                item_col="item_id", rating_col="rating", min_rating=None, sep=None):
+    """Interactions (file or packaged dataset; MovieLens defaults to rating >= 4) or a
+    DatasetDir (``--dataset-dir``: item texts, maybe its own split)."""
+    given = [x is not None for x in (interactions, dataset, dataset_dir)]
+    if sum(given) != 1:
+        raise ConfigError("give exactly one of --interactions PATH, --dataset NAME or "
+                          "--dataset-dir DIR")
+    if dataset_dir is not None:
+        from l3ae.io.dataset_dir import load_dataset_dir
 
-
-def load_interactions(interactions=None, dataset=None, user_col="user_id", item_col="item_id",
-                      rating_col="rating", min_rating=None, sep=None):
-    """Interactions from a file or a packaged dataset (MovieLens defaults to rating >= 4)."""
-    if (interactions is None) == (dataset is None):
-        raise ConfigError("give exactly one of --interactions PATH or --dataset NAME")
+        return load_dataset_dir(dataset_dir)
     if dataset is not None:
         return datasets.load_interactions(
             dataset, "default" if min_rating is None else min_rating)
     return read_interactions(interactions, user_col, item_col, rating_col, min_rating, sep)
 
 
-def load_embeddings(item_ids, embeddings=None, dataset=None, encoder=None, progress=True):
+def full_matrix(source):
+    """(X (m, n) CSR of every interaction, item_ids) of a source."""
+    from l3ae.io.dataset_dir import DatasetDir
+
+    if isinstance(source, DatasetDir):
+        if source.split is not None:
+            X = sum(source.split[1:], source.split[0]).tocsr()
+            X.data[:] = 1
+            return X, source.item_ids
+        return source.interactions.matrix(np.float32, source.item_ids), source.item_ids
+    return source.matrix(np.float32), source.item_ids
+
+
+def load_embeddings(source, item_ids, embeddings=None, dataset=None, encoder=None,
+                    progress=True):
     """(E (n, d) float32 aligned with item_ids, encoder metadata) for a text-aware model.
 
-    Without an embeddings file, a packaged dataset's item texts are embedded once with the
-    packaged encoder (or ``encoder``) and cached under $L3AE_HOME.
+    Without an embeddings file, the item texts of a packaged dataset or a dataset folder are
+    embedded once with the packaged encoder (or ``encoder``) and cached under $L3AE_HOME.
     """
+    from l3ae.io.dataset_dir import DatasetDir
     from l3ae.io.embeddings import load_aligned, read_embeddings
 
     if embeddings is None:
-        if dataset is None:
+        if isinstance(source, DatasetDir):
+            embeddings = dataset_dir_embeddings(source, encoder, progress=progress)
+        elif dataset is not None:
+            from l3ae.embed.pipeline import ensure_dataset_embeddings
+
+            embeddings = ensure_dataset_embeddings(dataset, encoder, progress=progress)
+        else:
             raise ConfigError("this model needs item embeddings: pass --embeddings E.h5 "
                               "(make one with `l3ae embed`)")
-        from l3ae.embed.pipeline import ensure_dataset_embeddings
-
-        embeddings = ensure_dataset_embeddings(dataset, encoder, progress=progress)
     meta = read_embeddings(embeddings, vectors=False)[2]
     return load_aligned(embeddings, item_ids), meta.get("encoder", "")
 
 
-def build(inter, cfg: Config, E=None, progress=None, **solver) -> Recommender:
-    """Fit the configured model on all interactions (solver: run-time solve options)."""
-    X = inter.matrix(np.float32)
-    rec = Recommender(cfg.model, **{k: v for k, v in cfg.to_dict().items() if k != "model"})
-    return rec.fit(X, E, item_ids=inter.item_ids, progress=progress, **solver)
+def dataset_dir_embeddings(ds, encoder=None, progress=True):
+    """Embeddings file of a dataset folder's item texts, made once under $L3AE_HOME."""
+    from l3ae.embed.encoder import read_encoder_config
+    from l3ae.embed.packaged import resolve_encoder
+    from l3ae.embed.pipeline import dataset_embeddings_path, embed_items
 
-
-def evaluate(inter, cfg: Config, E=None, seed=0, ks=KS, progress=None):
-    """DESIGN §6: seeded 8:1:1 split, fit on train, Recall/NDCG on validation and test.
-
-    Validation ranks with train items masked; test with train and validation items masked
-    (both are known interactions at test time). Returns {"validation": {"all"|"head"|"tail":
-    {"recall@K": …, "ndcg@K": …, "users": …}}, "test": …, "timings": …, "config": …}.
-    """
-    tr, va, te = split_interactions(inter.users, inter.items, inter.shape, seed=seed)
-    rec = Recommender(cfg.model, **{k: v for k, v in cfg.to_dict().items() if k != "model"})
-    rec.fit(tr, E, item_ids=inter.item_ids, progress=progress)
-    head = head_items(rec.popularity_)
-    t = time.perf_counter()
-    out = {}
-    for name, truth, mask in (("validation", va, tr), ("test", te, (tr + va).tocsr())):
-        top, _ = rec.recommend(tr, N=max(ks), mask=mask)
-        out[name] = {g: ranking_metrics(top, truth, ks, m)
-                     for g, m in (("all", None), ("head", head), ("tail", ~head))}
-    timings = dict(rec.timings_, evaluate=time.perf_counter() - t)
-    out["timings"] = timings
-    out["config"] = rec.config_.to_dict()
-    out["data"] = {"users": inter.shape[0], "items": inter.shape[1],
-                   "interactions": int(len(inter.users)), "seed": seed}
+    folder = resolve_encoder(encoder)
+    out = dataset_embeddings_path(ds.name, read_encoder_config(folder).name)
+    embed_items(ds.item_ids, ds.texts, folder, out, progress=progress, template="dataset-dir")
     return out
 
 
-def format_table(result, ks=KS):
-    """A fixed-width text table of an :func:`evaluate` result."""
-    cols = [f"{m}@{k}" for k in ks for m in ("recall", "ndcg")]
-    lines = [f"{'split':<11}{'group':<6}{'users':>7}" + "".join(f"{c:>11}" for c in cols)]
-    for split in ("validation", "test"):
-        for g in ("all", "head", "tail"):
-            r = result[split][g]
-            lines.append(f"{split:<11}{g:<6}{r['users']:>7}"
-                         + "".join(f"{r[c]:>11.4f}" for c in cols))
-    return "\n".join(lines)
+def build(source, cfg: Config, E=None, progress=None, **solver) -> Recommender:
+    """Fit the configured model on every interaction (solver: run-time solve options)."""
+    X, item_ids = full_matrix(source)
+    rec = Recommender(cfg.model, **{k: v for k, v in cfg.to_dict().items() if k != "model"})
+    return rec.fit(X, E, item_ids=item_ids, progress=progress, **solver)
+
+
+def load_split(source, seed=0, train_fraction=1.0, cold_items=0.0):
+    """A Split of Interactions (per-user random 8:1:1) or of a DatasetDir (its own split if it
+    ships one), under the regime asked for."""
+    from l3ae.io.dataset_dir import DatasetDir
+
+    if isinstance(source, DatasetDir) and source.split is not None:
+        split = Split(*source.split)
+    else:
+        inter = source.interactions if isinstance(source, DatasetDir) else source
+        ids = source.item_ids if isinstance(source, DatasetDir) else inter.item_ids
+        X = sp.coo_matrix(inter.matrix(np.float32, item_ids=ids))
+        split = random_split(X.row, X.col, X.shape, seed=seed)
+    return apply_regime(split, train_fraction, cold_items, seed)
+
+
+def evaluate(split: Split, cfg: Config, E=None, item_ids=None, ks=KS, progress=None):
+    """Fit on split.train, score validation and test for all/head/tail(/cold) items.
+
+    Returns {"validation": {group: {"recall@K": …, "ndcg@K": …, "users": …}}, "test": …,
+    "timings": …, "config": …, "data": …}.
+    """
+    rec = Recommender(cfg.model, **{k: v for k, v in cfg.to_dict().items() if k != "model"})
+    rec.fit(split.train, E, item_ids=item_ids, progress=progress)
+    t = time.perf_counter()
+    out = score(rec.B_, split, ks)
+    out["timings"] = dict(rec.timings_, evaluate=time.perf_counter() - t)
+    out["config"] = rec.config_.to_dict()
+    m, n = split.train.shape
+    out["data"] = {"users": m, "items": n, "train": int(split.train.nnz),
+                   "validation": int(split.validation.nnz), "test": int(split.test.nnz)}
+    return out
 
 
 def recommend(model_path, histories, users=None, N=20, fmt="csv", out=None, warn=print):

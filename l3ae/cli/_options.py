@@ -4,7 +4,7 @@ import functools
 
 import click
 
-from l3ae.engine.models import PRESETS, Config
+from l3ae.engine.models import PRESETS, Config, read_config
 from l3ae.io.datasets import DATASETS
 
 
@@ -15,6 +15,9 @@ def data_options(f):
                      help="Interactions CSV/TSV with a header, or a RecBole .inter file."),
         click.option("--dataset", type=click.Choice(sorted(DATASETS)),
                      help="A packaged dataset (MovieLens: rating >= 4 counts as an interaction)."),
+        click.option("--dataset-dir", type=click.Path(exists=True, file_okay=False),
+                     help="A folder with interactions.tsv + items.tsv, or trn/val/tst_mat.npz + "
+                     "diverse_item_profile_0.json (item texts embedded on first use)."),
         click.option("--user-col", default="user_id", show_default=True),
         click.option("--item-col", default="item_id", show_default=True),
         click.option("--rating-col", default="rating", show_default=True),
@@ -28,8 +31,11 @@ def data_options(f):
 def model_options(f):
     """--model and every hyperparameter; unset ones take the preset's default."""
     opts = [
-        click.option("--model", "model", type=click.Choice(list(PRESETS)), default="l3ae",
-                     show_default=True, help="Preset: defaults for the knobs below."),
+        click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False),
+                     help="A config file (JSON, from `l3ae tune`); flags given beside it win."),
+        click.option("--model", "model", type=click.Choice(list(PRESETS)),
+                     help="Preset: defaults for the knobs below. Default: the --config's, "
+                     "else l3ae."),
         click.option("--reg-x", type=float, help="λ_X, the ridge on B (L3AE: may be negative)."),
         click.option("--reg-e", type=float, help="λ_E, the pull of B towards C (l3ae)."),
         click.option("--reg-f", type=float, help="λ_F, the ridge of phase 1 (semantic C)."),
@@ -52,13 +58,34 @@ def model_options(f):
 
 
 def config_from(kw):
-    """Pop the model options out of a command's kwargs into a Config."""
+    """Pop the model options out of a command's kwargs into a Config: the preset's defaults,
+    then the --config file's values, then every flag given."""
     names = ["reg_x", "reg_e", "reg_f", "dropout", "xi", "pull", "pull_power", "alpha", "topk",
              "dtype"]
-    return Config.from_preset(kw.pop("model"), **{k: kw.pop(k) for k in names})
+    flags = {k: kw.pop(k) for k in names}
+    path, model = kw.pop("config_file"), kw.pop("model")
+    values = read_config(path) if path else {}
+    model = model or values.pop("model", None) or "l3ae"
+    values.pop("model", None)
+    values.update({k: v for k, v in flags.items() if v is not None})
+    return Config.from_preset(model, **values)
 
 
 def source_from(kw):
     """Pop the data options out of a command's kwargs."""
-    names = ["interactions", "dataset", "user_col", "item_col", "rating_col", "min_rating", "sep"]
+    names = ["interactions", "dataset", "dataset_dir", "user_col", "item_col", "rating_col",
+             "min_rating", "sep"]
     return {k: kw.pop(k) for k in names}
+
+
+def regime_options(f):
+    """--seed, --train-fraction, --cold-items of evaluate and tune."""
+    opts = [
+        click.option("--seed", default=0, show_default=True, help="Seed of the split and regimes."),
+        click.option("--train-fraction", default=1.0, show_default=True, type=float,
+                     help="Keep this random fraction of each user's train interactions."),
+        click.option("--cold-items", default=0.0, show_default=True, type=float,
+                     help="Remove this random fraction of items from train entirely; their "
+                     "held-out interactions are scored as group 'cold' (text-only)."),
+    ]
+    return functools.reduce(lambda g, o: o(g), reversed(opts), f)

@@ -23,15 +23,16 @@ def build(out, quiet, **kw):
       l3ae build --interactions ratings.csv --model ease --reg-x 300 --out ease.h5
     """
     src, cfg = source_from(kw), config_from(kw)
-    inter = api.load_interactions(**src)
-    E, encoder = (api.load_embeddings(inter.item_ids, kw["embeddings"], src["dataset"],
+    source = api.load_source(**src)
+    X, item_ids = api.full_matrix(source)
+    E, encoder = (api.load_embeddings(source, item_ids, kw["embeddings"], src["dataset"],
                                       kw["encoder"], progress=not quiet)
                   if cfg.needs_text else (None, ""))
-    rec = api.build(inter, cfg, E, progress=progress_printer(quiet))
+    rec = api.build(source, cfg, E, progress=progress_printer(quiet))
     rec.save(out, encoder=encoder)
     t = rec.timings_
     nnz = rec.B_.nnz if hasattr(rec.B_, "nnz") else rec.B_.size
-    click.echo(f"{cfg.model}: {inter.shape[1]} items, {inter.shape[0]} users, "
-               f"{len(inter.users)} interactions -> {out} ({nnz} weights) in "
+    click.echo(f"{cfg.model}: {X.shape[1]} items, {X.shape[0]} users, "
+               f"{X.nnz} interactions -> {out} ({nnz} weights) in "
                f"{t['total']:.1f} s (" + ", ".join(f"{k} {v:.2f}" for k, v in t.items()
                                                   if k != "total") + ")", err=True)

@@ -14,6 +14,7 @@ Any preset accepts any knob (``l3ae`` with ``xi > 0``, ``dropout > 0``, ``pull="
 presets only choose defaults.
 """
 
+import json
 from dataclasses import asdict, dataclass, fields, replace
 
 import numpy as np
@@ -90,6 +91,24 @@ class Config:
 
     def to_dict(self):
         return asdict(self)
+
+
+def read_config(path):
+    """A config file (JSON object of Config fields, as `l3ae tune` writes) as a dict."""
+    from l3ae.errors import DataFormatError
+
+    try:
+        with open(path, encoding="utf-8") as fh:
+            values = json.load(fh)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise DataFormatError(f"not a JSON config ({exc})", path=path) from None
+    if not isinstance(values, dict):
+        raise DataFormatError("a config file holds one JSON object", path=path)
+    known = {f.name for f in fields(Config)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise DataFormatError(f"unknown keys {unknown}; known: {sorted(known)}", path=path)
+    return values
 
 
 def pull_weights(popularity, pull="uniform", power=0.5):

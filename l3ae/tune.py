@@ -1,0 +1,154 @@
+"""Hyperparameter search on the validation split, reusing work between points.
+
+What is reused: P = (G + Dg(a))⁻¹ depends on the hyperparameters only through the total ridge
+a = Λ + λ_E·w (and α of the collective baseline), so every point with the same a — EASE/LAE/
+RLAE/additive at λ, L3AE at λ_X + λ_E = λ for any λ_E, ξ, λ_F — shares one factorization; points
+are grouped by a and each P is computed once and dropped. Phase 1 is cheap (O(n d²)) and redone.
+
+Grids name Config fields (``reg_x``, ``reg_e``, ``reg_f``, ``dropout``, ``xi``, ``alpha``,
+``pull_power``) or ``total`` (= λ_X + λ_E: sets reg_x = total − reg_e), which is the
+parametrization that makes L3AE sweeps reuse P.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+
+import numpy as np
+
+from l3ae.engine.metrics import ranking_metrics
+from l3ae.engine.models import Config, pull_weights
+from l3ae.engine.score import topn
+from l3ae.engine.solve import factorize, text_weights, weights_from_inverse
+from l3ae.errors import ConfigError
+
+# default grids: totals shared across presets so one sweep of several models reuses P
+TOTALS = [30.0, 100.0, 300.0, 1000.0]
+GRIDS = {
+    "ease": {"reg_x": TOTALS},
+    "lae": {"reg_x": TOTALS},
+    "rlae": {"reg_x": TOTALS, "xi": [0.05, 0.2, 0.5]},
+    "edlae": {"reg_x": [10.0, 100.0], "dropout": [0.1, 0.3, 0.5]},
+    "dlae": {"reg_x": [10.0, 100.0], "dropout": [0.1, 0.3, 0.5]},
+    "rdlae": {"reg_x": [10.0, 100.0], "dropout": [0.1, 0.3, 0.5], "xi": [0.05, 0.2]},
+    "l3ae": {"total": TOTALS, "reg_e": [30.0, 100.0, 300.0, 1000.0, 3000.0], "reg_f": [1.0, 10.0]},
+    "text": {"reg_f": [0.1, 1.0, 10.0, 100.0]},
+    "collective": {"reg_x": TOTALS, "alpha": [0.3, 1.0, 3.0]},
+    "additive": {"reg_x": TOTALS, "alpha": [0.05, 0.2, 0.5], "reg_f": [1.0, 10.0]},
+}
+# log-uniform ranges for random search
+RANGES = {"reg_x": (3.0, 3000.0), "total": (3.0, 3000.0), "reg_e": (3.0, 10000.0),
+          "reg_f": (0.03, 300.0), "dropout": (0.05, 0.7), "xi": (0.01, 0.8),
+          "alpha": (0.01, 3.0), "pull_power": (0.1, 1.0)}
+
+
+def parse_grid(specs):
+    """["reg_x=100,300", "xi=0.1"] -> {"reg_x": [100.0, 300.0], "xi": [0.1]}."""
+    grid = {}
+    for spec in specs:
+        name, sep, values = spec.partition("=")
+        name = name.strip().replace("-", "_")
+        if not sep or not values.strip():
+            raise ConfigError(f"--grid takes NAME=V1,V2,…, got {spec!r}")
+        try:
+            grid[name] = [float(v) for v in values.split(",")]
+        except ValueError:
+            raise ConfigError(f"--grid {spec!r}: values must be numbers") from None
+    return grid
+
+
+def _config(base: Config, point: dict) -> Config:
+    point = dict(point)
+    total = point.pop("total", None)
+    cfg = base.replace(**point)
+    if total is not None:
+        cfg = cfg.replace(reg_x=total - cfg.reg_e)
+    cfg.check()
+    return cfg
+
+
+def grid_configs(base: Config, grid: dict) -> list:
+    """Every combination of the grid's values over ``base``."""
+    names = list(grid)
+    known = set(base.to_dict()) | {"total"}
+    bad = [n for n in names if n not in known]
+    if bad:
+        raise ConfigError(f"unknown grid names {bad}; use Config fields or 'total'")
+    return [_config(base, dict(zip(names, vals)))
+            for vals in itertools.product(*(grid[n] for n in names))]
+
+
+def random_configs(base: Config, names, count, seed=0) -> list:
+    """``count`` points drawn log-uniformly from RANGES for the given names."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(count):
+        point = {}
+        for n in names:
+            lo, hi = RANGES[n]
+            point[n] = float(np.exp(rng.uniform(np.log(lo), np.log(hi))))
+        out.append(_config(base, point))
+    return out
+
+
+def _key(cfg: Config, popularity):
+    """What P depends on: the total ridge vector a (and α of the collective baseline)."""
+    reg_e = cfg.reg_e if cfg.model == "l3ae" else 0.0
+    pull = (cfg.pull, cfg.pull_power) if (cfg.pull == "adaptive" and reg_e) else ("uniform",)
+    if pull[0] == "adaptive":
+        return ("P", cfg.dtype, cfg.dropout, cfg.reg_x, reg_e, pull,
+                cfg.alpha if cfg.model == "collective" else 0.0)
+    return ("P", cfg.dtype, cfg.dropout, round(cfg.reg_x + reg_e, 9), pull,
+            cfg.alpha if cfg.model == "collective" else 0.0)
+
+
+def sweep(configs, train, truth, mask, E=None, ks=(20,), progress=None):
+    """Validation metrics of every config: [{"config", "metrics", "seconds", "shared"}] in the
+    order given. ``shared`` is True when the point reused another point's factorization."""
+    popularity = np.asarray(train.sum(axis=0)).ravel()
+    results = [None] * len(configs)
+    groups = {}
+    for i, cfg in enumerate(configs):
+        key = ("text", cfg.reg_f) if cfg.model == "text" else _key(cfg, popularity)
+        groups.setdefault(key, []).append(i)
+    done = 0
+    for key, idx in groups.items():
+        inv = None
+        for rank, i in enumerate(idx):
+            cfg = configs[i]
+            t = time.perf_counter()
+            dtype = np.dtype(cfg.dtype)
+            if cfg.needs_text and E is None:
+                raise ConfigError(f"model {cfg.model!r} needs item embeddings")
+            Ed = None if E is None else np.asarray(E, dtype)
+            if cfg.model == "text":
+                B = text_weights(Ed, cfg.reg_f, cfg.topk).B
+            else:
+                reg_e = cfg.reg_e if cfg.model == "l3ae" else 0.0
+                w = pull_weights(popularity, cfg.pull, cfg.pull_power)
+                if inv is None:
+                    inv = factorize(train, reg_x=cfg.reg_x, reg_e=reg_e, w=w,
+                                    dropout=cfg.dropout, E=Ed,
+                                    collective=cfg.alpha if cfg.model == "collective" else 0.0,
+                                    dtype=dtype)
+                B = weights_from_inverse(
+                    inv, reg_e=reg_e, w=w, xi=cfg.xi, E=Ed, reg_f=cfg.reg_f,
+                    additive=cfg.alpha if cfg.model == "additive" else 0.0, topk=cfg.topk).B
+            top, _ = topn(train, B, N=max(ks), mask=mask)
+            results[i] = {"config": cfg, "metrics": ranking_metrics(top, truth, ks),
+                          "seconds": time.perf_counter() - t, "shared": rank > 0}
+            done += 1
+            if progress:
+                progress("tune", done, len(configs))
+        del inv
+    return results
+
+
+def best(results, metric="recall@20"):
+    """The result with the highest validation ``metric`` (first on ties)."""
+    if not results:
+        raise ConfigError("no configurations to compare")
+    if metric not in results[0]["metrics"]:
+        raise ConfigError(f"unknown metric {metric!r}; have {sorted(results[0]['metrics'])}")
+    return max(results, key=lambda r: (np.nan_to_num(r["metrics"][metric], nan=-1.0)))
