@@ -97,6 +97,8 @@ class Inverse:
     a: np.ndarray
     diag_g: np.ndarray
     timings: dict = field(default_factory=dict)
+    # (λ_F, w) -> (phase 1 factors, M = P W E K): shared by every λ_E and ξ of a sweep
+    cache: dict = field(default_factory=dict, repr=False)
 
 
 def factorize(X, *, reg_x, reg_e=0.0, w=None, dropout=0.0, E=None, collective=0.0,
@@ -170,7 +172,11 @@ def weights_from_inverse(inv: Inverse, *, reg_e=0.0, w=None, xi=0.0, constraint=
         E = np.ascontiguousarray(E, dtype=dtype)
         if E.shape[0] != n:
             raise ConfigError(f"E has {E.shape[0]} rows for {n} items")
-        fac = semantic_factors(E, reg_f if reg_f is not None else 0.0)
+        key = (reg_f, hash(w.tobytes()), E.shape, E.ctypes.data)
+        if key not in inv.cache:
+            inv.cache.clear()  # one entry: M is n×d, keep memory flat during sweeps
+            inv.cache[key] = (semantic_factors(E, reg_f if reg_f is not None else 0.0), None)
+        fac = inv.cache[key][0]
     t_sem = time.perf_counter() - t0
 
     t = time.perf_counter()
@@ -178,7 +184,10 @@ def weights_from_inverse(inv: Inverse, *, reg_e=0.0, w=None, xi=0.0, constraint=
     L = None
     pwc_diag = np.zeros(n)
     if reg_e != 0:
-        M = (P @ (E * w[:, None].astype(dtype))) @ fac.K  # P W E K, (n, d)
+        M = inv.cache[key][1]
+        if M is None:
+            M = (P @ (E * w[:, None].astype(dtype))) @ fac.K  # P W E K, (n, d)
+            inv.cache[key] = (fac, M)
         s, delta = fac.s.astype(np.float64), fac.delta.astype(np.float64)
         pwc_diag = (np.einsum("ij,ij->i", M, E, dtype=np.float64) - p_diag * w * s) / delta
         L = reg_e * M
