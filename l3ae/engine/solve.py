@@ -172,7 +172,7 @@ def weights_from_inverse(inv: Inverse, *, reg_e=0.0, w=None, xi=0.0, constraint=
         E = np.ascontiguousarray(E, dtype=dtype)
         if E.shape[0] != n:
             raise ConfigError(f"E has {E.shape[0]} rows for {n} items")
-        key = (reg_f, hash(w.tobytes()), E.shape, E.ctypes.data)
+        key = (reg_f, hash(w.tobytes()), hash(E.tobytes()))
         if key not in inv.cache:
             inv.cache.clear()  # one entry: M is n×d, keep memory flat during sweeps
             inv.cache[key] = (semantic_factors(E, reg_f if reg_f is not None else 0.0), None)
