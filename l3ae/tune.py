@@ -103,9 +103,21 @@ def _key(cfg: Config, popularity):
             cfg.alpha if cfg.model == "collective" else 0.0)
 
 
-def sweep(configs, train, truth, mask, E=None, ks=(20,), progress=None):
-    """Validation metrics of every config: [{"config", "metrics", "seconds", "shared"}] in the
-    order given. ``shared`` is True when the point reused another point's factorization."""
+def validation_scorer(split, ks=(20,)):
+    """score(B) -> {"recall@K", "ndcg@K", ...} on split.validation, train items masked."""
+    def score(B):
+        top, _ = topn(split.train, B, N=max(ks), mask=split.train)
+        return ranking_metrics(top, split.validation, ks)
+    return score
+
+
+def sweep(configs, train, score, E=None, progress=None):
+    """Fit every config on ``train`` (m, n) CSR and ``score(B) -> dict`` it.
+
+    Returns [{"config", "metrics", "seconds", "shared"}] in the order given; ``shared`` is True
+    when the point reused another point's factorization. A config the solver refuses (e.g. a
+    total ridge <= 0 for some item) gets ``metrics=None`` and its reason in ``error``.
+    """
     popularity = np.asarray(train.sum(axis=0)).ravel()
     results = [None] * len(configs)
     groups = {}
@@ -122,22 +134,25 @@ def sweep(configs, train, truth, mask, E=None, ks=(20,), progress=None):
             if cfg.needs_text and E is None:
                 raise ConfigError(f"model {cfg.model!r} needs item embeddings")
             Ed = None if E is None else np.asarray(E, dtype)
-            if cfg.model == "text":
-                B = text_weights(Ed, cfg.reg_f, cfg.topk).B
-            else:
-                reg_e = cfg.reg_e if cfg.model == "l3ae" else 0.0
-                w = pull_weights(popularity, cfg.pull, cfg.pull_power)
-                if inv is None:
-                    inv = factorize(train, reg_x=cfg.reg_x, reg_e=reg_e, w=w,
-                                    dropout=cfg.dropout, E=Ed,
-                                    collective=cfg.alpha if cfg.model == "collective" else 0.0,
-                                    dtype=dtype)
-                B = weights_from_inverse(
-                    inv, reg_e=reg_e, w=w, xi=cfg.xi, E=Ed, reg_f=cfg.reg_f,
-                    additive=cfg.alpha if cfg.model == "additive" else 0.0, topk=cfg.topk).B
-            top, _ = topn(train, B, N=max(ks), mask=mask)
-            results[i] = {"config": cfg, "metrics": ranking_metrics(top, truth, ks),
-                          "seconds": time.perf_counter() - t, "shared": rank > 0}
+            try:
+                if cfg.model == "text":
+                    B = text_weights(Ed, cfg.reg_f, cfg.topk).B
+                else:
+                    reg_e = cfg.reg_e if cfg.model == "l3ae" else 0.0
+                    w = pull_weights(popularity, cfg.pull, cfg.pull_power)
+                    if inv is None:
+                        inv = factorize(train, reg_x=cfg.reg_x, reg_e=reg_e, w=w,
+                                        dropout=cfg.dropout, E=Ed, dtype=dtype,
+                                        collective=cfg.alpha if cfg.model == "collective" else 0)
+                    B = weights_from_inverse(
+                        inv, reg_e=reg_e, w=w, xi=cfg.xi, E=Ed, reg_f=cfg.reg_f,
+                        additive=cfg.alpha if cfg.model == "additive" else 0.0,
+                        topk=cfg.topk).B
+                results[i] = {"config": cfg, "metrics": score(B),
+                              "seconds": time.perf_counter() - t, "shared": rank > 0}
+            except ConfigError as exc:
+                results[i] = {"config": cfg, "metrics": None, "error": str(exc),
+                              "seconds": time.perf_counter() - t, "shared": False}
             done += 1
             if progress:
                 progress("tune", done, len(configs))
@@ -147,8 +162,9 @@ def sweep(configs, train, truth, mask, E=None, ks=(20,), progress=None):
 
 def best(results, metric="recall@20"):
     """The result with the highest validation ``metric`` (first on ties)."""
+    results = [r for r in results if r["metrics"] is not None]
     if not results:
-        raise ConfigError("no configurations to compare")
+        raise ConfigError("no valid configurations to compare")
     if metric not in results[0]["metrics"]:
         raise ConfigError(f"unknown metric {metric!r}; have {sorted(results[0]['metrics'])}")
-    return max(results, key=lambda r: (np.nan_to_num(r["metrics"][metric], nan=-1.0)))
+    return max(results, key=lambda r: np.nan_to_num(r["metrics"][metric], nan=-1.0))

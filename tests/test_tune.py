@@ -28,7 +28,7 @@ def test_sweep_with_reuse_equals_fresh_fits(split_problem):
     configs = tune.grid_configs(base, {"total": [5.0, 50.0], "reg_e": [1.0, 10.0],
                                        "xi": [0.0, 0.1]})
     configs += tune.grid_configs(Config.from_preset("ease", topk=20), {"reg_x": [5.0, 50.0]})
-    res = tune.sweep(configs, split.train, split.validation, split.train, E, ks=(10,))
+    res = tune.sweep(configs, split.train, tune.validation_scorer(split, (10,)), E)
     # P is shared by every point with the same total ridge: 2 factorizations for 10 points
     assert sum(not r["shared"] for r in res) == 2
     for cfg, r in zip(configs, res):
@@ -48,7 +48,8 @@ def test_tuning_picks_the_planted_best(split_problem):
     top, _ = topn(split.train, B, N=1)
     truth = sp.csr_matrix((np.ones(len(top)), (np.arange(len(top)), top[:, 0])),
                           shape=split.train.shape)
-    res = tune.sweep(configs, split.train, truth, split.train, ks=(1,))
+    planted_split = type(split)(split.train, truth, split.test)
+    res = tune.sweep(configs, split.train, tune.validation_scorer(planted_split, (1,)))
     best = tune.best(res, "recall@1")
     assert best["config"] == planted and best["metrics"]["recall@1"] == pytest.approx(1.0)
     assert all(r["metrics"]["recall@1"] < 1.0 for r in res if r is not best)
@@ -92,3 +93,11 @@ def test_tune_cli_writes_config_that_evaluate_reads(tmp_path):
     bad.write_text('{"model": "ease", "lambda": 3}')
     r = CliRunner().invoke(cli, ["evaluate", "--interactions", str(inter), "--config", str(bad)])
     assert r.exit_code == 2 and "unknown keys ['lambda']" in r.output
+
+
+def test_invalid_points_are_skipped_not_fatal(split_problem):
+    split, E = split_problem
+    configs = tune.grid_configs(Config.from_preset("ease"), {"reg_x": [-5.0, 10.0]})
+    res = tune.sweep(configs, split.train, tune.validation_scorer(split), E)
+    assert res[0]["metrics"] is None and "total ridge" in res[0]["error"]
+    assert tune.best(res)["config"].reg_x == 10.0

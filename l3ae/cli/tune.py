@@ -55,9 +55,13 @@ def tune(grids, n_random, metric, out, json_out, quiet, **kw):
                                 kw["encoder"], progress=not quiet)
             if base.needs_text or any(c.needs_text for c in configs) else (None, ""))
     ks = (int(metric.split("@")[1]),)
-    results = tuning.sweep(configs, split.train, split.validation, split.train, E, ks,
+    results = tuning.sweep(configs, split.train, tuning.validation_scorer(split, ks), E,
                            progress=progress_printer(quiet))
     top = tuning.best(results, metric)
+    for r in results:
+        if r["metrics"] is None:
+            click.echo(f"skipped {r['config'].to_dict()}: {r['error']}", err=True)
+    results = [r for r in results if r["metrics"] is not None]
     names = [n for n in ("reg_x", "reg_e", "reg_f", "dropout", "xi", "alpha", "pull_power")
              if len({getattr(r["config"], n) for r in results}) > 1] or ["reg_x"]
     click.echo("  ".join(f"{n:>10}" for n in names) + f"  {metric:>10}  {'seconds':>8}  reused")
