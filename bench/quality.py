@@ -1,0 +1,212 @@
+"""Quality on real data: every model tuned on validation, scored on test, per regime.
+
+Datasets: MovieLens-1M / 100K (packaged, rating >= 4, per-user random 8:1:1) and the Amazon sets
+in ../shared/datasets (easyrec-amazon18/* with their own split; amazon18-games-16k per-user
+random 8:1:1). Regimes: train fractions (each user's train interactions subsampled) and cold
+items (a fraction of items removed from train: text-only). Each model's grid is searched on
+validation Recall@20 (one sweep over all models, so equal total ridges share a factorization);
+the test metrics of the chosen point are reported. 
+
+    python bench/quality.py                                  # everything (long)
+    python bench/quality.py --datasets ml-100k --fractions 1 # quick
+    python bench/quality.py --plot                           # also bench/results/quality.png
+
+Writes bench/results/quality.md (and .json) with the command that made it.
+"""
+
+import argparse
+import json
+import os
+import sys
+import time
+
+import numpy as np
+
+from l3ae import api, tune
+from l3ae.engine.metrics import ranking_metrics
+from l3ae.engine.models import Config
+from l3ae.engine.score import topn
+from l3ae.evaluation import apply_regime, score
+
+SHARED = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared",
+                      "datasets")
+DATASETS = {
+    "ml-100k": dict(dataset="ml-100k"), "ml-1m": dict(dataset="ml-1m"),
+    "games": dict(dataset_dir=f"{SHARED}/easyrec-amazon18/games"),
+    "arts": dict(dataset_dir=f"{SHARED}/easyrec-amazon18/arts"),
+    "movies": dict(dataset_dir=f"{SHARED}/easyrec-amazon18/movies"),
+    "home": dict(dataset_dir=f"{SHARED}/easyrec-amazon18/home"),
+    "sports": dict(dataset_dir=f"{SHARED}/easyrec-amazon18/sports"),
+    "games16k": dict(dataset_dir=f"{SHARED}/amazon18-games-16k"),
+}
+T = [10.0, 30.0, 100.0, 300.0, 1000.0]
+# label -> (preset, grid); grids share totals so one factorization serves many models
+MODELS = {
+    "EASE": ("ease", {"reg_x": T}),
+    "LAE": ("lae", {"reg_x": T}),
+    "EDLAE": ("edlae", {"reg_x": [10.0, 100.0], "dropout": [0.1, 0.3, 0.5]}),
+    "RLAE": ("rlae", {"reg_x": T, "xi": [0.1]}),
+    "RDLAE": ("rdlae", {"reg_x": [10.0, 100.0], "dropout": [0.1, 0.3, 0.5], "xi": [0.1]}),
+    "text": ("text", {"reg_f": [1.0, 10.0, 100.0]}),
+    "collective": ("collective", {"reg_x": [30.0, 300.0], "alpha": [0.5, 2.0]}),
+    "additive": ("additive", {"reg_x": T, "alpha": [0.2], "reg_f": [10.0]}),
+    "L3AE": ("l3ae", {"total": T, "reg_e": [100.0, 300.0, 1000.0, 3000.0], "reg_f": [10.0]}),
+    "L3AE+xi": ("l3ae", {"total": [30.0, 100.0, 300.0], "reg_e": [300.0, 1000.0],
+                         "reg_f": [10.0], "xi": [0.05, 0.2]}),
+    "L3AE+adaptive": ("l3ae", {"reg_x": [10.0, 100.0], "reg_e": [100.0, 1000.0],
+                               "reg_f": [10.0], "pull_power": [0.5]}),
+}
+SPARSE_MODELS = ["EASE", "EDLAE", "RDLAE", "text", "L3AE", "L3AE+adaptive"]
+
+
+def configs_for(label, topk):
+    preset, grid = MODELS[label]
+    base = Config.from_preset(preset, topk=topk)
+    if label == "L3AE+adaptive":
+        base = base.replace(pull="adaptive")
+    return tune.grid_configs(base, grid)
+
+
+def popularity_scores(split, ks):
+    """The most popular unseen train items for everyone, scored like the models."""
+    pop = np.asarray(split.train.sum(axis=0)).ravel()
+    order = np.argsort(-pop, kind="stable")
+    N = max(ks)
+    out = {}
+    for name, truth, mask in split.targets():
+        top = np.empty((mask.shape[0], N), np.int64)
+        for u in range(mask.shape[0]):
+            seen = set(mask.indices[mask.indptr[u]:mask.indptr[u + 1]].tolist())
+            top[u] = [i for i in order[:N + len(seen)] if i not in seen][:N]
+        out[name] = {g: ranking_metrics(top, truth, ks, msk) for g, msk in split.groups().items()}
+    return out
+
+
+def run(args):
+    rows, detail = [], {}
+    for ds in args.datasets:
+        t0 = time.perf_counter()
+        source = api.load_source(**DATASETS[ds])
+        _, item_ids = api.full_matrix(source)
+        E, _ = api.load_embeddings(source, item_ids, dataset=DATASETS[ds].get("dataset"),
+                                   progress=False)
+        base = api.load_split(source, seed=args.seed)
+        regimes = [("frac", f) for f in args.fractions] + [("cold", c) for c in args.cold]
+        for kind, value in regimes:
+            split = (apply_regime(base, train_fraction=value, seed=args.seed) if kind == "frac"
+                     else apply_regime(base, cold_items=value, seed=args.seed))
+            labels = list(MODELS) if (kind == "frac" and value == 1.0) else SPARSE_MODELS
+            labels = [m for m in labels if not args.models or m in args.models]
+            configs, owner = [], []
+            for label in labels:
+                cs = configs_for(label, args.topk)
+                configs += cs
+                owner += [label] * len(cs)
+            ks = (20,)
+
+            def scorer(B):
+                return score(B, split, ks)
+
+            t = time.perf_counter()
+            res = tune.sweep(configs, split.train, scorer, E)
+            secs = time.perf_counter() - t
+            regime = f"train {value:g}" if kind == "frac" else f"cold {value:g}"
+            for label in labels:
+                mine = [r for r, o in zip(res, owner) if o == label and r["metrics"]]
+                if not mine:
+                    continue
+                best = max(mine, key=lambda r: r["metrics"]["validation"]["all"]["recall@20"])
+                rows.append((ds, regime, label, best))
+                if kind == "cold" and label.startswith("L3AE"):
+                    # a catalog that must serve new items tunes for them: select on validation
+                    # Recall@20 of the cold items instead (still never looking at test)
+                    cb = max(mine, key=lambda r: r["metrics"]["validation"]["cold"]["recall@20"])
+                    rows.append((ds, regime, label + " (cold-tuned)", cb))
+            pop = popularity_scores(split, ks)
+            rows.append((ds, regime, "popularity", {"metrics": pop, "config": None}))
+            print(f"{ds:<9} {regime:<10} {len(configs)} points, "
+                  f"{sum(not r['shared'] for r in res)} factorizations, {secs:.0f} s",
+                  file=sys.stderr, flush=True)
+        detail[ds] = {"items": len(item_ids), "seconds": time.perf_counter() - t0}
+        if args.partial:
+            args.partial(rows, detail)
+    return rows, detail
+
+
+def table(rows):
+    lines = ["| dataset | regime | model | R@20 | N@20 | tail R@20 | tail N@20 | cold R@20 | "
+             "val R@20 | config |", "|" + "---|" * 10]
+    for ds, regime, label, r in rows:
+        te, va = r["metrics"]["test"], r["metrics"]["validation"]
+        cold = te.get("cold", {}).get("recall@20")
+        cfg = r["config"]
+        short = "" if cfg is None else " ".join(
+            f"{k}={v:g}" for k, v in cfg.to_dict().items()
+            if k in ("reg_x", "reg_e", "reg_f", "dropout", "xi", "alpha") and v)
+        lines.append(f"| {ds} | {regime} | {label} | {te['all']['recall@20']:.4f} | "
+                     f"{te['all']['ndcg@20']:.4f} | {te['tail']['recall@20']:.4f} | "
+                     f"{te['tail']['ndcg@20']:.4f} | "
+                     f"{'' if cold is None else f'{cold:.4f}'} | "
+                     f"{va['all']['recall@20']:.4f} | {short} |")
+    return "\n".join(lines)
+
+
+def plot(rows, path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    dss = sorted({r[0] for r in rows})
+    fig, axes = plt.subplots(1, len(dss), figsize=(4 * len(dss), 3.5), squeeze=False)
+    for ax, ds in zip(axes[0], dss):
+        for label in SPARSE_MODELS:
+            pts = sorted((float(reg.split()[1]), r["metrics"]["test"]["all"]["recall@20"])
+                         for d, reg, lab, r in rows if d == ds and lab == label
+                         and reg.startswith("train"))
+            if len(pts) > 1:
+                ax.plot(*zip(*pts), marker="o", label=label)
+        ax.set_title(ds)
+        ax.set_xlabel("train fraction")
+        ax.set_ylabel("test Recall@20")
+    axes[0][0].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=list(DATASETS))
+    ap.add_argument("--fractions", nargs="+", type=float, default=[1.0, 0.5, 0.2])
+    ap.add_argument("--cold", nargs="*", type=float, default=[0.1])
+    ap.add_argument("--models", nargs="*", choices=list(MODELS))
+    ap.add_argument("--topk", type=int, default=500)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "results",
+                                                  "quality"))
+    ap.add_argument("--plot", action="store_true", help="write OUT.png (needs matplotlib)")
+    args = ap.parse_args()
+    cmd = "python bench/quality.py " + " ".join(sys.argv[1:])
+    args.partial = lambda rows, detail: write(args, cmd, rows, detail)
+    rows, detail = run(args)
+    print(table(rows))
+    if args.plot:
+        plot(rows, args.out + ".png")
+
+
+def write(args, cmd, rows, detail):
+    """Results so far (called after each dataset, so a long run leaves partial results)."""
+    md = table(rows)
+    with open(args.out + ".md", "w") as fh:
+        fh.write(f"# Quality: tuned on validation Recall@20, reported on test\n\n`{cmd}`\n\n"
+                 f"{md}\n\nSeconds per dataset (all regimes): "
+                 + ", ".join(f"{k} {v['seconds']:.0f} s ({v['items']} items)"
+                             for k, v in detail.items()) + "\n")
+    with open(args.out + ".json", "w") as fh:
+        json.dump([{"dataset": d, "regime": g, "model": m, "config": None if r["config"] is None
+                    else r["config"].to_dict(), "metrics": r["metrics"]} for d, g, m, r in rows],
+                  fh, indent=1)
+
+
+if __name__ == "__main__":
+    main()
