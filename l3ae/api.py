@@ -10,7 +10,8 @@ import time
 import numpy as np
 import scipy.sparse as sp
 
-from l3ae.evaluation import KS, Split, apply_regime, format_table, random_split, score  # noqa: F401
+from l3ae.evaluation import (KS, Split, apply_regime, format_comparison,  # noqa: F401
+                             format_table, random_split, score)
 from l3ae.engine.models import Config
 from l3ae.errors import ConfigError, DataFormatError
 from l3ae.io import datasets

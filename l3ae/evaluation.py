@@ -99,3 +99,17 @@ def format_table(result, ks=KS):
             lines.append(f"{split:<11}{g:<6}{r['users']:>7}"
                          + "".join(f"{r[c]:>11.4f}" for c in cols))
     return "\n".join(lines)
+
+
+def format_comparison(result, name, baseline, metrics=("recall@20", "ndcg@20")):
+    """Test metrics of ``result`` against ``result["baseline"]``, per group, with the change."""
+    base = result["baseline"]
+    lines = [f"\ntest: {name} vs {baseline}"]
+    for g in result["test"]:
+        parts = []
+        for m in metrics:
+            a, b = result["test"][g][m], base["test"][g][m]
+            rel = f"{100 * (a - b) / b:+.1f}%" if b > 0 else "n/a"
+            parts.append(f"{m} {a:.4f} vs {b:.4f} ({rel})")
+        lines.append(f"  {g:<5} " + "   ".join(parts))
+    return "\n".join(lines)

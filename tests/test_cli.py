@@ -70,6 +70,19 @@ def test_evaluate_writes_json(data):
     assert "recall@20" in r.stdout.splitlines()[0]  # stdout holds only the table
 
 
+def test_evaluate_with_baseline_compares_on_one_split(data):
+    tmp, inter, emb = data
+    r = run("evaluate", "--interactions", inter, "--embeddings", emb, "--model", "l3ae",
+            "--reg-x", "1", "--reg-e", "4", "--reg-f", "0.5", "--baseline", "ease",
+            "--json", tmp / "m.json")
+    assert r.exit_code == 0, r.output
+    res = json.loads((tmp / "m.json").read_text())
+    assert res["baseline"]["config"]["model"] == "ease"
+    a, b = res["test"]["all"]["recall@20"], res["baseline"]["test"]["all"]["recall@20"]
+    assert f"recall@20 {a:.4f} vs {b:.4f}" in r.stdout
+    assert res["data"] == res["baseline"]["data"]  # the same split
+
+
 def test_bad_input_exit_code_2_and_nothing_written(data):
     tmp, inter, emb = data
     bad = tmp / "bad.csv"

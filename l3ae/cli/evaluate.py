@@ -6,6 +6,7 @@ import click
 
 from l3ae import api
 from l3ae.cli._app import cli, progress_printer
+from l3ae.engine.models import PRESETS, Config
 from l3ae.cli._options import (config_from, data_options, model_options, regime_options,
                                source_from)
 from l3ae.io.atomic import atomic_open
@@ -15,10 +16,12 @@ from l3ae.io.atomic import atomic_open
 @data_options
 @model_options
 @regime_options
+@click.option("--baseline", type=click.Choice(list(PRESETS)),
+              help="Also evaluate this preset (its defaults) on the same split and compare.")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False), help="Also write the "
               "metrics as JSON.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress on stderr.")
-def evaluate(json_out, quiet, **kw):
+def evaluate(baseline, json_out, quiet, **kw):
     """Evaluate a model: random 8:1:1 split of each user's interactions (seeded; a
     --dataset-dir with trn/val/tst matrices keeps its own split), fit on train, full ranking
     with known items masked, Recall and NDCG @10/20/50 for all, head (20% most popular by
@@ -26,7 +29,7 @@ def evaluate(json_out, quiet, **kw):
 
     \b
     Examples:
-      l3ae evaluate --dataset ml-1m --model l3ae
+      l3ae evaluate --dataset ml-1m --model l3ae --baseline ease
       l3ae evaluate --dataset ml-1m --model ease --reg-x 500 --json ease.json
       l3ae evaluate --dataset ml-1m --model l3ae --train-fraction 0.2
       l3ae evaluate --dataset ml-1m --model l3ae --cold-items 0.1 --config best.cfg
@@ -45,6 +48,14 @@ def evaluate(json_out, quiet, **kw):
                f"{d['train']}/{d['validation']}/{d['test']} train/validation/test; build "
                f"{res['timings']['total']:.1f} s", err=True)
     click.echo(api.format_table(res))
+    if baseline:
+        bcfg = Config.from_preset(baseline, topk=cfg.topk, dtype=cfg.dtype)
+        Eb = E if bcfg.needs_text else None
+        if bcfg.needs_text and Eb is None:
+            Eb, _ = api.load_embeddings(source, item_ids, kw["embeddings"], src["dataset"],
+                                        kw["encoder"], progress=not quiet)
+        res["baseline"] = api.evaluate(split, bcfg, Eb, item_ids=item_ids)
+        click.echo(api.format_comparison(res, cfg.model, baseline))
     if json_out:
         with atomic_open(json_out) as fh:
             json.dump(res, fh, indent=2)
