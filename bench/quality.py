@@ -133,37 +133,67 @@ def run(args):
     return rows, detail
 
 
-def table(rows):
+def records(rows):
+    """JSON-able rows: {"dataset", "regime", "model", "config": dict | None, "metrics"}."""
+    return [{"dataset": d, "regime": g, "model": m, "config": None if r["config"] is None
+             else r["config"].to_dict(), "metrics": r["metrics"]} for d, g, m, r in rows]
+
+
+def _short(cfg):
+    if cfg is None:
+        return ""
+    keys = ("reg_f",) if cfg["model"] == "text" else ("reg_x", "reg_e", "reg_f", "dropout", "xi",
+                                                      "alpha")
+    return " ".join(f"{k}={cfg[k]:g}" for k in keys
+                    if cfg[k] or (k == "reg_x" and cfg["model"] != "text"))
+
+
+def table(recs):
     lines = ["| dataset | regime | model | R@20 | N@20 | tail R@20 | tail N@20 | cold R@20 | "
              "val R@20 | config |", "|" + "---|" * 10]
-    for ds, regime, label, r in rows:
+    for r in recs:
         te, va = r["metrics"]["test"], r["metrics"]["validation"]
         cold = te.get("cold", {}).get("recall@20")
-        cfg = r["config"]
-        short = "" if cfg is None else " ".join(
-            f"{k}={v:g}" for k, v in cfg.to_dict().items()
-            if k in ("reg_x", "reg_e", "reg_f", "dropout", "xi", "alpha") and v)
-        lines.append(f"| {ds} | {regime} | {label} | {te['all']['recall@20']:.4f} | "
-                     f"{te['all']['ndcg@20']:.4f} | {te['tail']['recall@20']:.4f} | "
-                     f"{te['tail']['ndcg@20']:.4f} | "
+        lines.append(f"| {r['dataset']} | {r['regime']} | {r['model']} | "
+                     f"{te['all']['recall@20']:.4f} | {te['all']['ndcg@20']:.4f} | "
+                     f"{te['tail']['recall@20']:.4f} | {te['tail']['ndcg@20']:.4f} | "
                      f"{'' if cold is None else f'{cold:.4f}'} | "
-                     f"{va['all']['recall@20']:.4f} | {short} |")
+                     f"{va['all']['recall@20']:.4f} | {_short(r['config'])} |")
     return "\n".join(lines)
 
 
-def plot(rows, path):
+def summary(recs, a="L3AE", b="EASE"):
+    """Model a against b per dataset and regime: test R@20 / N@20 / tail R@20 and the change."""
+    def pct(x, y):
+        return f"{100 * (x - y) / y:+.0f}%" if y > 0 else "n/a"
+
+    lines = [f"| dataset | regime | {a} R@20 | {b} R@20 | Δ | {a} N@20 | {b} N@20 | Δ | "
+             f"{a} tail R@20 | {b} tail R@20 | Δ |", "|" + "---|" * 11]
+    index = {(r["dataset"], r["regime"], r["model"]): r["metrics"]["test"] for r in recs}
+    for (ds, regime, model), ta in index.items():
+        tb = index.get((ds, regime, b))
+        if model != a or tb is None:
+            continue
+        cells = []
+        for g, m in (("all", "recall@20"), ("all", "ndcg@20"), ("tail", "recall@20")):
+            cells += [f"{ta[g][m]:.4f}", f"{tb[g][m]:.4f}", pct(ta[g][m], tb[g][m])]
+        lines.append(f"| {ds} | {regime} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def plot(recs, path):
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    dss = sorted({r[0] for r in rows})
-    fig, axes = plt.subplots(1, len(dss), figsize=(4 * len(dss), 3.5), squeeze=False)
+    dss = list(dict.fromkeys(r["dataset"] for r in recs))
+    fig, axes = plt.subplots(1, len(dss), figsize=(3.6 * len(dss), 3.4), squeeze=False)
     for ax, ds in zip(axes[0], dss):
-        for label in SPARSE_MODELS:
-            pts = sorted((float(reg.split()[1]), r["metrics"]["test"]["all"]["recall@20"])
-                         for d, reg, lab, r in rows if d == ds and lab == label
-                         and reg.startswith("train"))
+        for label in SPARSE_MODELS + ["popularity"]:
+            pts = sorted((float(r["regime"].split()[1]), r["metrics"]["test"]["all"]["recall@20"])
+                         for r in recs if r["dataset"] == ds and r["model"] == label
+                         and r["regime"].startswith("train"))
             if len(pts) > 1:
                 ax.plot(*zip(*pts), marker="o", label=label)
         ax.set_title(ds)
@@ -171,7 +201,7 @@ def plot(rows, path):
         ax.set_ylabel("test Recall@20")
     axes[0][0].legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=100)
 
 
 def main():
@@ -185,27 +215,42 @@ def main():
     ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "results",
                                                   "quality"))
     ap.add_argument("--plot", action="store_true", help="write OUT.png (needs matplotlib)")
+    ap.add_argument("--render", action="store_true",
+                    help="only rewrite OUT.md (and OUT.png with --plot) from OUT.json")
     args = ap.parse_args()
+    if args.render:
+        with open(args.out + ".json") as fh:
+            recs = json.load(fh)
+        with open(args.out + ".md") as fh:
+            cmd = next((ln.strip("`\n") for ln in fh if ln.startswith("`python")), "")
+        _write_md(args.out, cmd, recs, {})
+        if args.plot:
+            plot(recs, args.out + ".png")
+        return
     cmd = "python bench/quality.py " + " ".join(sys.argv[1:])
     args.partial = lambda rows, detail: write(args, cmd, rows, detail)
     rows, detail = run(args)
-    print(table(rows))
+    print(table(records(rows)))
     if args.plot:
-        plot(rows, args.out + ".png")
+        plot(records(rows), args.out + ".png")
 
 
 def write(args, cmd, rows, detail):
     """Results so far (called after each dataset, so a long run leaves partial results)."""
-    md = table(rows)
-    with open(args.out + ".md", "w") as fh:
-        fh.write(f"# Quality: tuned on validation Recall@20, reported on test\n\n`{cmd}`\n\n"
-                 f"{md}\n\nSeconds per dataset (all regimes): "
-                 + ", ".join(f"{k} {v['seconds']:.0f} s ({v['items']} items)"
-                             for k, v in detail.items()) + "\n")
+    recs = records(rows)
+    _write_md(args.out, cmd, recs, detail)
     with open(args.out + ".json", "w") as fh:
-        json.dump([{"dataset": d, "regime": g, "model": m, "config": None if r["config"] is None
-                    else r["config"].to_dict(), "metrics": r["metrics"]} for d, g, m, r in rows],
-                  fh, indent=1)
+        json.dump(recs, fh, indent=1)
+
+
+def _write_md(out, cmd, recs, detail):
+    timing = ("\n\nSeconds per dataset (all regimes): " + ", ".join(
+        f"{k} {v['seconds']:.0f} s ({v['items']} items)" for k, v in detail.items())
+        if detail else "")
+    with open(out + ".md", "w") as fh:
+        fh.write(f"# Quality: tuned on validation Recall@20, reported on test\n\n`{cmd}`\n\n"
+                 f"## L3AE against EASE\n\n{summary(recs)}\n\n## Every model\n\n"
+                 f"{table(recs)}{timing}\n")
 
 
 if __name__ == "__main__":
