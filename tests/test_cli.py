@@ -30,7 +30,8 @@ def run(*args):
 
 
 def test_every_help_exits_zero():
-    for cmd in ([], ["build"], ["evaluate"], ["recommend"], ["info"], ["embed"]):
+    for cmd in ([], ["build"], ["evaluate"], ["recommend"], ["info"], ["embed"], ["tune"],
+                ["export-encoder"]):
         r = run(*cmd, "--help")
         assert r.exit_code == 0, (cmd, r.output)
         assert "Usage" in r.output
