@@ -29,6 +29,41 @@ def gram_lower(indptr, indices, cptr, cidx, row0, out):
                     row[j] += 1.0
 
 
+@njit(parallel=True, cache=True, nogil=True)
+def gram_cols(indptr, indices, cptr, cidx, row0, col0, out):
+    """Lower part of the block G[row0 : row0 + r, col0 : col0 + c] of G = XᵀX into ``out``.
+
+    out : (r, c) zeroed, float32/float64; out[i - row0, j - col0] += G[i, j] where i >= j,
+    rest untouched. Items past X's n columns are padding: nothing is written for them.
+    For a tile column of the lower triangle (row0 = col0, r = n − col0): the Gram part of one
+    left-looking Cholesky step. Each thread owns whole columns (in runs of 16, so that two threads
+    never share a cache line of a row), dealt round-robin: no write races, balanced work.
+    The rows of item j's users start at a binary search for max(j, row0) in their sorted items.
+    """
+    r, c = out.shape
+    n = cptr.shape[0] - 1
+    nruns = (c + 15) // 16
+    nthreads = 64
+    hi = min(n, row0 + r)
+    for t in prange(nthreads):
+        for run in range(t, nruns, nthreads):
+            for jj in range(run * 16, min(c, run * 16 + 16)):
+                j = col0 + jj
+                if j >= n:
+                    break
+                lo = max(j, row0)
+                for p in range(cptr[j], cptr[j + 1]):
+                    u = cidx[p]
+                    a, b = indptr[u], indptr[u + 1]
+                    q = a + np.searchsorted(indices[a:b], lo)
+                    while q < b:
+                        i = indices[q]
+                        if i >= hi:
+                            break
+                        out[i - row0, jj] += 1.0
+                        q += 1
+
+
 @njit(parallel=True, cache=True)
 def symmetrize_lower(a, block):
     """Copy the strict lower triangle of square ``a`` onto its upper triangle, tile by tile

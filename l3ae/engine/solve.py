@@ -10,16 +10,22 @@
 X : (m, n) binary CSR; E : (n, d) float. Peak memory: ONE n×n buffer of ``dtype`` (A → L → P →
 dense B in place) plus O(n d) blocks and one (block, n) row block when pruning to top-k.
 The factorization is LAPACK potrf + potri in place on the lower triangle (never an LU inverse).
+When that buffer does not fit ``max_memory``, P is computed out of core on tiles in an HDF5 file
+(:mod:`l3ae.engine.tiled`: the same algorithm one tile column at a time; with one tile it is
+this one) and everything after P reads it through one row source: ``diagonal()``, ``matmul(R)``
+and ``row_blocks()``, served by the in-memory P or by the tile file.
 """
 
+import tempfile
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
 from scipy.linalg import lapack
 
-from l3ae.engine import _kernels
+from l3ae.engine import _kernels, tiled
 from l3ae.engine.gram import gram
 from l3ae.engine.prune import RowPruner
 from l3ae.engine.semantic import semantic_factors, semantic_rows
@@ -91,9 +97,13 @@ def _pull(w, n):
 
 @dataclass
 class Inverse:
-    """P = (G + Dg(a))⁻¹ (n, n), full and symmetric, with the a (n,) and diag(G) that made it."""
+    """P = (G + Dg(a))⁻¹ (n, n), full and symmetric, with the a (n,) and diag(G) that made it.
 
-    P: np.ndarray
+    P : an ndarray, or a :class:`l3ae.engine.tiled.TiledP` (P on tiles in an HDF5 file; the
+    caller removes the file with ``P.remove()`` when done).
+    """
+
+    P: object
     a: np.ndarray
     diag_g: np.ndarray
     timings: dict = field(default_factory=dict)
@@ -101,34 +111,10 @@ class Inverse:
     cache: dict = field(default_factory=dict, repr=False)
 
 
-def factorize(X, *, reg_x, reg_e=0.0, w=None, dropout=0.0, E=None, collective=0.0,
-              dtype=np.float32, item_ids=None, progress=None) -> Inverse:
-    """Gram, shift, potrf + potri in place: P = (G [+ α²EEᵀ] + Dg(a))⁻¹, a = Λ + λ_E·w.
-
-    P depends on the hyperparameters only through a (and α of the collective baseline):
-    a sweep over λ_E or ξ at a fixed a reuses one factorization (see :func:`weights_from_inverse`).
-    """
-    dtype, _ = _check(dtype, dropout, 0.0, 0.0, None)
-    t0 = time.perf_counter()
-    X = sp.csr_matrix(X)
-    n = X.shape[1]
-    w = _pull(w, n)
-    report = progress or (lambda *a: None)
-    A = gram(X, dtype=dtype, lower_only=True)
-    diag_g = np.diagonal(A).astype(np.float64)
-    timings = {"gram": time.perf_counter() - t0}
-    report("gram", 1, 1)
-    if collective:
-        if E is None:
-            raise ConfigError("the collective baseline needs item embeddings (E)")
-        t = time.perf_counter()
-        E = np.ascontiguousarray(E, dtype=dtype)
-        block = _block(n, dtype)
-        for r0 in range(0, n, block):  # lower triangle of α² E Eᵀ, block rows
-            r1 = min(n, r0 + block)
-            A[r0:r1, :r1] += (collective ** 2) * (E[r0:r1] @ E[:r1].T)
-        timings["semantic"] = time.perf_counter() - t
-    lam = reg_x + (dropout / (1 - dropout)) * diag_g if dropout else np.full(n, float(reg_x))
+def _total_ridge(lam_x, reg_e, w, dropout, diag_g, item_ids):
+    """a = Λ + λ_E·w, Λ = λ_X + p/(1−p)·diag(G); refused unless > 0 for every item."""
+    n = len(w)
+    lam = lam_x + (dropout / (1 - dropout)) * diag_g if dropout else np.full(n, float(lam_x))
     a = lam + reg_e * w
     bad = np.flatnonzero(~(a > 0))
     if bad.size:
@@ -136,6 +122,48 @@ def factorize(X, *, reg_x, reg_e=0.0, w=None, dropout=0.0, E=None, collective=0.
         raise ConfigError(
             f"the total ridge a = Λ + λ_E·w must be > 0 for every item; a = {a[j]:.6g} at "
             f"{_name(item_ids, j)} ({bad.size} items); raise --reg-x or --reg-e")
+    return a
+
+
+def factorize(X, *, reg_x, reg_e=0.0, w=None, dropout=0.0, E=None, collective=0.0,
+              dtype=np.float32, item_ids=None, progress=None, tile=None, tile_path=None,
+              resume=False, on_checkpoint=None) -> Inverse:
+    """Gram, shift, potrf + potri in place: P = (G [+ α²EEᵀ] + Dg(a))⁻¹, a = Λ + λ_E·w.
+
+    P depends on the hyperparameters only through a (and α of the collective baseline):
+    a sweep over λ_E or ξ at a fixed a reuses one factorization (see :func:`weights_from_inverse`).
+    tile : compute P out of core on T×T tiles in the HDF5 file ``tile_path`` (``resume``: continue
+    that file; ``on_checkpoint(phase, columns_done)``: called after each checkpoint). None: in
+    memory, one n×n buffer.
+    """
+    dtype, _ = _check(dtype, dropout, 0.0, 0.0, None)
+    t0 = time.perf_counter()
+    X = sp.csr_matrix(X)
+    n = X.shape[1]
+    w = _pull(w, n)
+    if collective and E is None:
+        raise ConfigError("the collective baseline needs item embeddings (E)")
+    if tile is not None:  # out of core: A's tile columns come straight from X
+        diag_g = np.asarray((X != 0).sum(axis=0), dtype=np.float64).ravel()
+        a = _total_ridge(reg_x, reg_e, w, dropout, diag_g, item_ids)
+        P = tiled.tiled_inverse(X, a, dtype=dtype, path=tile_path, tile=tile, resume=resume,
+                                E=E, collective=collective, item_ids=item_ids,
+                                progress=progress, on_checkpoint=on_checkpoint)
+        return Inverse(P, a, diag_g, dict(P.timings))
+    report = progress or (lambda *a: None)
+    A = gram(X, dtype=dtype, lower_only=True)
+    diag_g = np.diagonal(A).astype(np.float64)
+    timings = {"gram": time.perf_counter() - t0}
+    report("gram", 1, 1)
+    if collective:
+        t = time.perf_counter()
+        E = np.ascontiguousarray(E, dtype=dtype)
+        block = _block(n, dtype)
+        for r0 in range(0, n, block):  # lower triangle of α² E Eᵀ, block rows
+            r1 = min(n, r0 + block)
+            A[r0:r1, :r1] += (collective ** 2) * (E[r0:r1] @ E[:r1].T)
+        timings["semantic"] = time.perf_counter() - t
+    a = _total_ridge(reg_x, reg_e, w, dropout, diag_g, item_ids)
     A.flat[:: n + 1] += a.astype(dtype)
     t = time.perf_counter()
     cholesky_inverse(A, item_ids)
@@ -150,6 +178,30 @@ def _block(n, dtype):
     return max(64, min(4096, (16 << 20) // (max(n, 1) * np.dtype(dtype).itemsize)))
 
 
+class DenseRows:
+    """The row source of an in-memory P (n, n): views, no copies (``scratch``: not writable)."""
+
+    scratch = False
+
+    def __init__(self, P):
+        self.P, self.shape, self.dtype = P, P.shape, P.dtype
+
+    def diagonal(self):
+        return np.diagonal(self.P).astype(np.float64)
+
+    def matmul(self, R):
+        return self.P @ R
+
+    def row_blocks(self, block):
+        for r0 in range(0, self.shape[0], block):
+            yield r0, self.P[r0:r0 + block]
+
+
+def row_source(P):
+    """P's row source: :class:`DenseRows` for an ndarray, the tile file's own otherwise."""
+    return DenseRows(P) if isinstance(P, np.ndarray) else P
+
+
 def weights_from_inverse(inv: Inverse, *, reg_e=0.0, w=None, xi=0.0, constraint=None, E=None,
                          reg_f=None, additive=0.0, topk=500, overwrite=False, block=None,
                          progress=None) -> Weights:
@@ -158,7 +210,7 @@ def weights_from_inverse(inv: Inverse, *, reg_e=0.0, w=None, xi=0.0, constraint=
     ``reg_e`` and ``w`` must be those that made ``inv.a`` (only their product with λ_E enters
     B beyond a). overwrite : write dense B over P (topk = 0 only; P is destroyed).
     """
-    P, a = inv.P, inv.a
+    P, a = row_source(inv.P), inv.a
     n = P.shape[0]
     dtype, constraint = _check(P.dtype, 0.0, additive, xi, constraint)
     w = _pull(w, n)
@@ -180,13 +232,13 @@ def weights_from_inverse(inv: Inverse, *, reg_e=0.0, w=None, xi=0.0, constraint=
     t_sem = time.perf_counter() - t0
 
     t = time.perf_counter()
-    p_diag = np.diagonal(P).astype(np.float64)
+    p_diag = P.diagonal()
     L = None
     pwc_diag = np.zeros(n)
     if reg_e != 0:
         M = inv.cache[key][1]
         if M is None:
-            M = (P @ (E * w[:, None].astype(dtype))) @ fac.K  # P W E K, (n, d)
+            M = P.matmul(E * w[:, None].astype(dtype)) @ fac.K  # P W E K, (n, d)
             inv.cache[key] = (fac, M)
         s, delta = fac.s.astype(np.float64), fac.delta.astype(np.float64)
         pwc_diag = (np.einsum("ij,ij->i", M, E, dtype=np.float64) - p_diag * w * s) / delta
@@ -206,13 +258,13 @@ def weights_from_inverse(inv: Inverse, *, reg_e=0.0, w=None, xi=0.0, constraint=
     pruner = RowPruner(n, topk, dtype) if topk else None
     dense = None
     if pruner is None:
-        dense = P if overwrite else np.empty_like(P)
-    for r0 in range(0, n, block):
-        r1 = min(n, r0 + block)
+        dense = inv.P if overwrite and isinstance(inv.P, np.ndarray) else np.empty((n, n), dtype)
+    for r0, p_rows in P.row_blocks(block):
+        r1 = r0 + len(p_rows)
         rows = np.arange(r0, r1)
-        blk = P[r0:r1] * (-g)[None, :]
+        blk = np.multiply(p_rows, (-g)[None, :], out=p_rows if P.scratch else None)
         if L is not None:
-            blk += L[r0:r1] @ ets
+            tiled.gemm(blk, L[r0:r1], ets, 1.0, 1.0, overwrite=True)  # blk += L[r0:r1] @ ets
         blk[rows - r0, rows] = diag_b[r0:r1]
         if pruner is None:
             dense[r0:r1] = blk  # B rows need only P's same rows: safe to overwrite in place
@@ -226,7 +278,9 @@ def weights_from_inverse(inv: Inverse, *, reg_e=0.0, w=None, xi=0.0, constraint=
 
 def solve_weights(X, *, reg_x, reg_e=0.0, w=None, dropout=0.0, xi=0.0, constraint=None,
                   E=None, reg_f=None, collective=0.0, additive=0.0, topk=500,
-                  dtype=np.float32, block=None, item_ids=None, progress=None) -> Weights:
+                  dtype=np.float32, block=None, item_ids=None, progress=None,
+                  max_memory=None, workdir=None, resume=False, tile=None, tile_name="l3ae",
+                  on_checkpoint=None) -> Weights:
     """B from interactions (and embeddings for λ_E > 0 or the fusion baselines).
 
     reg_x : λ_X, scalar ridge (may be negative while a = Λ + λ_E w stays > 0).
@@ -236,18 +290,50 @@ def solve_weights(X, *, reg_x, reg_e=0.0, w=None, dropout=0.0, xi=0.0, constrain
     collective : α of the collective fusion baseline, EASE on [X; αFᵀ]: G += α² E Eᵀ.
     additive : α of the additive fusion baseline, B ← (1−α) B + α C.
     topk : keep the k largest-magnitude off-diagonal entries per row (CSR); 0: dense B (n, n).
-    progress : optional callable(phase: str, done: int, total: int).
+    progress : optional callable(phase: str, done: int, total: int[, info: str]); the tiled
+    phases pass "GFLOP/s, ETA" as ``info`` to a callback that takes four arguments.
+
+    Run-time options (the result does not depend on them):
+    max_memory : budget of the whole process in bytes or "8G"/"500M". None, or when P's n×n
+    buffer fits: in memory. Otherwise out of core, tiles sized to fit (:func:`tiled.plan`).
+    workdir : folder of the tile file ``<tile_name>.tiles.h5`` (default: the system's temporary
+    folder). It is deleted after a successful solve and kept when one is interrupted.
+    resume : continue from that tile file's last finished tile column (refused if the file
+    was made from other inputs or is damaged).
+    tile : force the tiled path with this tile size (tests, benchmarks).
+    on_checkpoint : optional callable(phase, columns_done) after each checkpoint.
     """
     t0 = time.perf_counter()
-    _check(dtype, dropout, additive, xi, constraint)
+    dtype, _ = _check(dtype, dropout, additive, xi, constraint)
     if (reg_e != 0 or additive != 0 or collective != 0) and E is None:
         raise ConfigError("this model needs item embeddings (E) for its semantic term")
+    X = sp.csr_matrix(X)
+    n = X.shape[1]
+    if isinstance(max_memory, str):
+        max_memory = tiled.parse_size(max_memory)
+    where, tile, _ = tiled.plan(n, itemsize=dtype.itemsize, nnz=X.nnz,
+                                d=E.shape[1] if E is not None else 0, topk=topk,
+                                max_memory=max_memory, tile=tile)
+    tile_path = Path(workdir or tempfile.gettempdir()) / f"{tile_name}.tiles.h5"
+    if resume and tile_path.exists():
+        where, tile = "tiles", tile or 1  # the file's own tile size is used
+    if where != "tiles":
+        tile_path = None
     inv = factorize(X, reg_x=reg_x, reg_e=reg_e, w=w, dropout=dropout, E=E,
-                    collective=collective, dtype=dtype, item_ids=item_ids, progress=progress)
-    out = weights_from_inverse(inv, reg_e=reg_e, w=w, xi=xi, constraint=constraint, E=E,
-                               reg_f=reg_f, additive=additive, topk=topk, overwrite=not topk,
-                               block=block, progress=progress)
+                    collective=collective, dtype=dtype, item_ids=item_ids, progress=progress,
+                    tile=tile, tile_path=tile_path, resume=resume, on_checkpoint=on_checkpoint)
+    try:
+        out = weights_from_inverse(inv, reg_e=reg_e, w=w, xi=xi, constraint=constraint, E=E,
+                                   reg_f=reg_f, additive=additive, topk=topk,
+                                   overwrite=not topk, block=block, progress=progress)
+    except BaseException:
+        if tile_path is not None:
+            inv.P.close()  # keep the file: --resume goes straight to the weights
+        raise
     timings = dict(inv.timings)
+    if tile_path is not None:
+        timings.update(inv.P.timings)
+        inv.P.remove()
     timings["semantic"] = timings.get("semantic", 0.0) + out.timings["semantic"]
     timings["weights"] = out.timings["weights"]
     timings["total"] = time.perf_counter() - t0
