@@ -56,17 +56,15 @@ def cli():
 
 
 def progress_printer(quiet=False):
-    """A progress callback(phase, done, total) that redraws one stderr line on a terminal."""
+    """A progress callback(phase, done, total, info="") redrawing one stderr line on a terminal.
+
+    ``info`` is free text shown after the percentage (the tiled solve passes GFLOP/s and ETA).
+    """
     if quiet or not sys.stderr.isatty():
         return None
-    state = {"phase": None}
 
-    def report(phase, done, total):
-        end = "\n" if done >= total else ""
-        click.echo(f"\r{phase:<10} {done}/{total} ({100 * done // max(total, 1)}%)", err=True,
-                   nl=False)
-        if end:
-            click.echo("", err=True)
-        state["phase"] = phase
+    def report(phase, done, total, info=""):
+        line = f"{phase:<10} {done}/{total} ({100 * done // max(total, 1)}%)"
+        click.echo(f"\r{line} {info}".ljust(79), err=True, nl=done >= total)
 
     return report

@@ -25,18 +25,6 @@ class Size(click.ParamType):
             self.fail(str(exc), param, ctx)
 
 
-def _progress(quiet):
-    """progress_printer, with the tiled phases' "GFLOP/s, ETA" shown after the phase name."""
-    base = progress_printer(quiet)
-    if base is None:
-        return None
-
-    def report(phase, done, total, info=""):
-        base(f"{phase} [{info}]".ljust(len(phase) + 30) if info else phase, done, total)
-
-    return report
-
-
 @cli.command()
 @data_options
 @model_options
@@ -77,7 +65,7 @@ def build(out, max_memory, workdir, resume, quiet, **kw):
                                              Path("."))
     tile_file = workdir / f"{Path(out).name}.tiles.h5"
     try:
-        rec = api.build(source, cfg, E, progress=_progress(quiet), max_memory=max_memory,
+        rec = api.build(source, cfg, E, progress=progress_printer(quiet), max_memory=max_memory,
                         workdir=workdir, resume=resume, tile_name=Path(out).name)
     except (KeyboardInterrupt, OSError, MemoryError):
         if tile_file.exists():
