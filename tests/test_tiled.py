@@ -363,9 +363,9 @@ def test_parse_size():
 def test_plan_in_memory_when_it_fits_else_tiles_that_fit():
     G = 2 ** 30
     kw = dict(itemsize=4, nnz=5_000_000, d=384, topk=500, base=300 << 20)
-    assert tiled.plan(40_000, max_memory=None, **kw)[0] == "memory"
-    where, _, need = tiled.plan(40_000, max_memory=9 * G, **kw)
-    assert where == "memory" and need < 9 * G
+    assert tiled.plan(15_000, max_memory=None, **kw)[0] == "memory"
+    where, _, need = tiled.plan(15_000, max_memory=2 * G, **kw)
+    assert where == "memory" and need < 2 * G
     where, T, need = tiled.plan(40_000, max_memory=3 * G, **kw)
     assert where == "tiles" and need <= 3 * G and T % 32 == 0 and 1000 < T < 10_000
     where, T, need = tiled.plan(100_000, max_memory=12 * G, **kw)
@@ -445,3 +445,16 @@ def test_cli_build_out_of_core_and_resume_refusal(ratings, tmp_path, monkeypatch
     assert r.output.splitlines()[0].startswith(
         f"Error: {work / 'tiled.h5.tiles.h5'}: not a readable tile file")
     assert "--max-memory" in run("build", "--help").output
+
+
+def test_plan_never_hands_lapack_more_than_its_safe_size():
+    from l3ae.engine.tiled import LAPACK_MAX_N, plan
+
+    where, T, _ = plan(LAPACK_MAX_N, itemsize=4, nnz=10, base=0)
+    assert where == "memory"
+    where, T, _ = plan(40000, itemsize=4, nnz=10, base=0)  # no budget: still tiles
+    assert where == "tiles" and T <= LAPACK_MAX_N
+    where, T, _ = plan(100000, itemsize=4, nnz=10, base=0, max_memory=10 ** 12)
+    assert where == "tiles" and T <= LAPACK_MAX_N
+    with pytest.raises(ConfigError, match="dense B"):
+        plan(40000, itemsize=4, nnz=10, base=0, topk=0)

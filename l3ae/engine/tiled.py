@@ -51,6 +51,7 @@ from __future__ import annotations
 
 import inspect
 import math
+import os
 import re
 import time
 from collections import deque
@@ -70,6 +71,10 @@ from l3ae.io.tiles import TileFile, fingerprint
 _UNITS = {"": 1, "K": 2 ** 10, "M": 2 ** 20, "G": 2 ** 30, "T": 2 ** 40}
 MIN_TILE = 128
 STRIPS = 4  # tile columns held at once (see the module docstring)
+# Largest n given to one LAPACK call. scipy's bundled OpenBLAS (0.3.x) segfaults inside a
+# 2-thread spotrf from n ≈ 26k (measured here: 25,000 ran, 27,000 and 40,000 crashed at once;
+# single-threaded it ran): above this, even an in-memory build runs the tiled solve.
+LAPACK_MAX_N = 20000
 
 
 def parse_size(text):
@@ -122,12 +127,20 @@ def plan(n, *, itemsize, nnz, d=0, topk=500, max_memory=None, base=None, tile=No
         tile = min(tile, max(n, 1))
         return "tiles", tile, fixed + STRIPS * _pad(n, tile) * tile * itemsize
     if max_memory is None or in_memory <= max_memory:
-        return "memory", None, in_memory
+        if n <= LAPACK_MAX_N:
+            return "memory", None, in_memory
+        # one LAPACK call on the whole n×n buffer is unsafe here (see LAPACK_MAX_N): the same
+        # solve on tiles, within what the in-memory path would have used (and 80% of the RAM)
+        if not topk:
+            raise ConfigError(f"a dense B (--topk 0) is limited to {LAPACK_MAX_N} items (one "
+                              f"LAPACK call on the n×n buffer); keep the top k weights")
+        ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+        max_memory = min(in_memory, int(0.8 * ram) if max_memory is None else max_memory)
     if not topk:
         raise ConfigError(f"a dense B (--topk 0) needs an n×n buffer ({format_size(in_memory)})"
                           f" > --max-memory {format_size(max_memory)}: keep the top k weights")
     room = (max_memory - fixed) / (STRIPS * itemsize)  # T · N ≤ room, N ≈ n + T
-    t_max = int((-n + math.sqrt(n * n + 4 * max(room, 0))) / 2)
+    t_max = min(int((-n + math.sqrt(n * n + 4 * max(room, 0))) / 2), LAPACK_MAX_N)
     if t_max < MIN_TILE:
         need = fixed + STRIPS * (n + MIN_TILE) * MIN_TILE * itemsize
         raise ConfigError(f"--max-memory {format_size(max_memory)} is too small for {n} items: "
