@@ -156,6 +156,8 @@ def sweep(configs, train, score, E=None, progress=None):
             done += 1
             if progress:
                 progress("tune", done, len(configs))
+        if inv is not None and hasattr(inv.P, "remove"):
+            inv.P.remove()  # a tiled P (large catalogs) lives in a temporary file
         del inv
     return results
 

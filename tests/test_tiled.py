@@ -458,3 +458,25 @@ def test_plan_never_hands_lapack_more_than_its_safe_size():
     assert where == "tiles" and T <= LAPACK_MAX_N
     with pytest.raises(ConfigError, match="dense B"):
         plan(40000, itemsize=4, nnz=10, base=0, topk=0)
+
+
+def test_factorize_above_the_lapack_limit_uses_tiles_and_cleans_up(monkeypatch):
+    """tune's sweeps call factorize directly: large catalogs must go tiled there too."""
+    from l3ae import tune as tuning
+    from l3ae.engine import solve
+    from l3ae.engine.models import Config
+    from l3ae.evaluation import random_split
+
+    monkeypatch.setattr(tiled, "LAPACK_MAX_N", 16)
+    X, _ = random_problem(m=200, n=40, seed=3)
+    inv = solve.factorize(X, reg_x=5.0, dtype=np.float64)
+    assert isinstance(inv.P, tiled.TiledP) and os.path.exists(inv.P.path)
+    G = (X.T @ X).toarray() + 5.0 * np.eye(40)
+    np.testing.assert_allclose(inv.P.diagonal(), np.diag(np.linalg.inv(G)), rtol=1e-10)
+    inv.P.remove()
+    Xc = X.tocoo()
+    split = random_split(Xc.row, Xc.col, X.shape, seed=0)
+    res = tuning.sweep(tuning.grid_configs(Config.from_preset("ease", topk=10),
+                                           {"reg_x": [5.0]}), split.train,
+                       tuning.validation_scorer(split))
+    assert res[0]["metrics"]["recall@20"] >= 0

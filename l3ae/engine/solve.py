@@ -16,6 +16,7 @@ this one) and everything after P reads it through one row source: ``diagonal()``
 and ``row_blocks()``, served by the in-memory P or by the tile file.
 """
 
+import os
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -143,6 +144,14 @@ def factorize(X, *, reg_x, reg_e=0.0, w=None, dropout=0.0, E=None, collective=0.
     w = _pull(w, n)
     if collective and E is None:
         raise ConfigError("the collective baseline needs item embeddings (E)")
+    if tile is None and n > tiled.LAPACK_MAX_N:
+        # one LAPACK call on n > LAPACK_MAX_N is unsafe: tiles in a temporary file, which the
+        # caller removes with ``inv.P.remove()`` (solve_weights and tune.sweep do)
+        tile = min(tiled.LAPACK_MAX_N, 8192)
+        fd, name = tempfile.mkstemp(suffix=".tiles.h5", dir=tile_path and Path(tile_path).parent)
+        os.close(fd)
+        os.unlink(name)
+        tile_path = Path(name)
     if tile is not None:  # out of core: A's tile columns come straight from X
         diag_g = np.asarray((X != 0).sum(axis=0), dtype=np.float64).ravel()
         a = _total_ridge(reg_x, reg_e, w, dropout, diag_g, item_ids)
