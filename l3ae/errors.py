@@ -34,3 +34,10 @@ class NotPositiveDefiniteError(L3AEError, np.linalg.LinAlgError):
     """G + Dg(Λ + λ_E·w) is not positive definite: the ridge is too small (or negative)."""
 
     exit_code = 1
+
+    @classmethod
+    def at(cls, j, item_ids=None):
+        """The error for a Cholesky that failed at item index j (leading minor j + 1)."""
+        name = f"item {item_ids[j]!r} (#{j})" if item_ids is not None else f"item #{j}"
+        return cls(f"G + Dg(a) is not positive definite at {name} (leading minor {j + 1}); "
+                   f"raise the ridge (--reg-x, or --reg-e with a semantic pull)")

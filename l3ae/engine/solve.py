@@ -60,9 +60,7 @@ def cholesky_inverse(A, item_ids=None):
     potrf, potri = lapack.get_lapack_funcs(("potrf", "potri"), (At,))
     c, info = potrf(At, lower=0, clean=0, overwrite_a=1)
     if info > 0:
-        raise NotPositiveDefiniteError(
-            f"G + Dg(a) is not positive definite at {_name(item_ids, info - 1)} (leading minor "
-            f"{info}); raise the ridge (--reg-x, or --reg-e with a semantic pull)")
+        raise NotPositiveDefiniteError.at(info - 1, item_ids)
     if info < 0:
         raise ValueError(f"potrf: illegal argument {-info}")
     if not np.shares_memory(c, A):

@@ -203,11 +203,7 @@ def potrf(a, overwrite=False, row0=0, item_ids=None):
     a = a if overwrite else a.copy()
     c, info = _f("potrf", a.dtype)(a.T, lower=0, clean=1, overwrite_a=1)
     if info > 0:
-        j = row0 + info - 1
-        name = f"item {item_ids[j]!r} (#{j})" if item_ids is not None else f"item #{j}"
-        raise NotPositiveDefiniteError(
-            f"G + Dg(a) is not positive definite at {name} (leading minor {j + 1}); raise the "
-            f"ridge (--reg-x, or --reg-e with a semantic pull)")
+        raise NotPositiveDefiniteError.at(row0 + info - 1, item_ids)
     if info < 0:
         raise ValueError(f"potrf: illegal argument {-info}")
     if not np.shares_memory(c, a):
