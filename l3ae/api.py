@@ -19,6 +19,7 @@ from l3ae.io.atomic import atomic_open
 from l3ae.io.readers import read_interactions, to_csr
 from l3ae.model import Recommender
 
+
 def load_source(interactions=None, dataset=None, dataset_dir=None, user_col="user_id",
                 item_col="item_id", rating_col="rating", min_rating=None, sep=None):
     """Interactions (file or packaged dataset; MovieLens defaults to rating >= 4) or a
