@@ -27,6 +27,15 @@ def random_problem(m=120, n=40, d=8, density=0.15, seed=0):
     return X, E
 
 
+def write_ratings(path, users, items, per_user, seed=0):
+    """A user_id,item_id CSV: each of ``users`` users has ``per_user`` distinct random items."""
+    rng = np.random.default_rng(seed)
+    rows = ["user_id,item_id"] + [f"u{u},i{i}" for u in range(users)
+                                  for i in rng.choice(items, per_user, replace=False)]
+    path.write_text("\n".join(rows) + "\n")
+    return path
+
+
 @pytest.fixture
 def problem():
     return random_problem()

@@ -11,7 +11,7 @@ import h5py
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from conftest import random_problem
+from conftest import random_problem, write_ratings
 from test_solve import ref_semantic, ref_weights
 
 from l3ae.cli import cli
@@ -406,12 +406,7 @@ def test_progress_reports_tiles_gflops_and_eta(prob, tmp_path):
 # -- CLI ----------------------------------------------------------------------------------------
 @pytest.fixture
 def ratings(tmp_path):
-    rng = np.random.default_rng(0)
-    rows = ["user_id,item_id"] + [f"u{u},i{i}" for u in range(60)
-                                  for i in rng.choice(25, 8, replace=False)]
-    path = tmp_path / "r.csv"
-    path.write_text("\n".join(rows) + "\n")
-    return path
+    return write_ratings(tmp_path / "r.csv", 60, 25, 8)
 
 
 def run(*args):

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 from click.testing import CliRunner
-from conftest import random_problem
+from conftest import random_problem, write_ratings
 
 from l3ae import tune
 from l3ae.cli import cli
@@ -70,11 +70,7 @@ def test_cold_items_never_in_train_and_fraction_kept(split_problem):
 
 
 def test_tune_cli_writes_config_that_evaluate_reads(tmp_path):
-    rng = np.random.default_rng(0)
-    rows = ["user_id,item_id"] + [f"u{u},i{i}" for u in range(80)
-                                  for i in rng.choice(30, 10, replace=False)]
-    inter = tmp_path / "r.csv"
-    inter.write_text("\n".join(rows) + "\n")
+    inter = write_ratings(tmp_path / "r.csv", 80, 30, 10)
     out = tmp_path / "best.cfg"
     r = CliRunner().invoke(cli, ["tune", "--interactions", str(inter), "--model", "ease",
                                  "--grid", "reg-x=1,10,100", "--random", "2", "--out", str(out),
