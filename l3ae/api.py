@@ -21,9 +21,10 @@ from l3ae.model import Recommender
 
 
 def load_source(interactions=None, dataset=None, dataset_dir=None, user_col="user_id",
-                item_col="item_id", rating_col="rating", min_rating=None, sep=None):
+                item_col="item_id", rating_col="rating", min_rating=None, sep=None, fmt="table"):
     """Interactions (file or packaged dataset; MovieLens defaults to rating >= 4) or a
-    DatasetDir (``--dataset-dir``: item texts, maybe its own split)."""
+    DatasetDir (``--dataset-dir``: item texts, maybe its own split). ``fmt``: "table" or
+    "sequences" (FAERec files) for ``interactions``."""
     given = [x is not None for x in (interactions, dataset, dataset_dir)]
     if sum(given) != 1:
         raise ConfigError("give exactly one of --interactions PATH, --dataset NAME or "
@@ -35,7 +36,7 @@ def load_source(interactions=None, dataset=None, dataset_dir=None, user_col="use
     if dataset is not None:
         return datasets.load_interactions(
             dataset, "default" if min_rating is None else min_rating)
-    return read_interactions(interactions, user_col, item_col, rating_col, min_rating, sep)
+    return read_interactions(interactions, user_col, item_col, rating_col, min_rating, sep, fmt)
 
 
 def full_matrix(source):

@@ -6,6 +6,7 @@ import click
 
 from l3ae.engine.models import PRESETS, Config, read_config
 from l3ae.io.datasets import DATASETS
+from l3ae.io.readers import FORMATS
 
 
 def data_options(f):
@@ -24,6 +25,9 @@ def data_options(f):
         click.option("--min-rating", type=float,
                      help="Keep interactions with rating >= this (implicit feedback)."),
         click.option("--sep", help="Delimiter (default: from the file name or the header)."),
+        click.option("--format", "fmt", type=click.Choice(FORMATS), default="table",
+                     show_default=True, help="--interactions layout: a table with a header, or "
+                     "sequences (FAERec/SASRec: 'user item item ...' per line, time order)."),
     ]
     return functools.reduce(lambda g, o: o(g), reversed(opts), f)
 
@@ -74,7 +78,7 @@ def config_from(kw):
 def source_from(kw):
     """Pop the data options out of a command's kwargs."""
     names = ["interactions", "dataset", "dataset_dir", "user_col", "item_col", "rating_col",
-             "min_rating", "sep"]
+             "min_rating", "sep", "fmt"]
     return {k: kw.pop(k) for k in names}
 
 

@@ -2,7 +2,8 @@
 
 RecBole headers carry types (``user_id:token``); the ``:type`` suffix is dropped. The delimiter is
 a tab for ``.inter``/``.item``/``.tsv`` files, a comma for ``.csv``, and otherwise sniffed from
-the header line. Every error names the file, the line and the value.
+the header line. Sequence files (FAERec/SASRec: ``user item item …`` per line, time order, no
+header) are read with ``fmt="sequences"``. Every error names the file, the line and the value.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ class Interactions:
 
     users, items : (nnz,) int64 codes into ``user_ids`` / ``item_ids``; duplicates collapsed.
     user_ids, item_ids : list[str] in order of first appearance in the file.
+    ordered : True for sequence files: every event is kept (repeats too), each user's events
+    in time order, so that leave-one-out splits and position-aware scoring can use them.
     """
 
     users: np.ndarray
@@ -33,6 +36,7 @@ class Interactions:
     user_ids: list
     item_ids: list
     path: str = "<memory>"
+    ordered: bool = False
 
     @property
     def shape(self):
@@ -121,12 +125,22 @@ def _column(names, col, path, what):
     return names.index(col)
 
 
+FORMATS = ("table", "sequences")
+
+
 def read_interactions(path, user_col="user_id", item_col="item_id", rating_col="rating",
-                      min_rating=None, sep=None) -> Interactions:
-    """Read an interactions table into :class:`Interactions`.
+                      min_rating=None, sep=None, fmt="table") -> Interactions:
+    """Read an interactions table (or, ``fmt="sequences"``, a sequence file) into
+    :class:`Interactions`.
 
     min_rating : keep rows with rating >= min_rating (needs ``rating_col``); None keeps all.
     """
+    if fmt == "sequences":
+        if min_rating is not None:
+            raise DataFormatError("sequence files carry no ratings; drop --min-rating", path=path)
+        return read_sequences(path)
+    if fmt != "table":
+        raise DataFormatError(f"unknown format {fmt!r}; choose from {', '.join(FORMATS)}", path)
     names, rows = _open_rows(path, sep)
     iu, ii = _column(names, user_col, path, "user"), _column(names, item_col, path, "item")
     ir = _column(names, rating_col, path, "rating") if min_rating is not None else None
@@ -157,6 +171,47 @@ def read_interactions(path, user_col="user_id", item_col="item_id", rating_col="
     _, first = np.unique(key, return_index=True)
     first.sort()
     return Interactions(users[first], items[first], list(umap), list(imap), str(path))
+
+
+def read_sequences(path) -> Interactions:
+    """A sequence file: one line per user, ``user_id item_id item_id …`` separated by blanks,
+    items in time order (FAERec/SASRec data). Every event is kept (``ordered=True``).
+
+    A user on two lines, a line with no item, or a file without any line is an error.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataFormatError("no such file", path=path)
+    umap, imap, us, its = {}, {}, [], []
+    lineno = 0
+    with open(path, "rb") as fh:
+        for lineno, raw in enumerate(fh, 1):
+            try:
+                fields = raw.decode("utf-8").split()
+            except UnicodeDecodeError as exc:
+                raise DataFormatError(f"not UTF-8 text ({exc.reason} at byte {exc.start})",
+                                      path, lineno) from None
+            if not fields:
+                continue
+            user = fields[0]
+            if "," in user or ";" in user:
+                raise DataFormatError(f"expected 'user item item ...' separated by blanks, got "
+                                      f"{raw[:60].decode('utf-8', 'replace').strip()!r}; is this a "
+                                      f"table (--format table)?", path, lineno)
+            if user in umap:
+                raise DataFormatError(f"user {user!r} again (first on line {umap[user][1]})",
+                                      path, lineno)
+            if len(fields) < 2:
+                raise DataFormatError(f"user {user!r} has no items", path, lineno)
+            u = len(umap)
+            umap[user] = (u, lineno)
+            us.extend([u] * (len(fields) - 1))
+            its.extend(imap.setdefault(i, len(imap)) for i in fields[1:])
+    if not us:
+        raise DataFormatError("empty file: expected 'user item item ...' lines", path=path,
+                              line=max(lineno, 1))
+    return Interactions(np.asarray(us, np.int64), np.asarray(its, np.int64), list(umap),
+                        list(imap), str(path), ordered=True)
 
 
 def read_items(path, id_col=None, sep=None):
