@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
-from l3ae.errors import DataFormatError
+from l3ae.errors import ConfigError, DataFormatError
 
 _TAB_SUFFIXES = {".inter", ".item", ".user", ".tsv", ".tab"}
 
@@ -70,7 +70,10 @@ def to_csr(users, items, shape, dtype=np.float32):
 
 def _delimiter(path: Path, header: str, sep):
     if sep is not None:
-        return {"tab": "\t", "\\t": "\t", "comma": ","}.get(sep, sep)
+        delim = {"tab": "\t", "\\t": "\t", "comma": ","}.get(sep, sep)
+        if len(delim) != 1:
+            raise ConfigError(f"--sep takes one character (or 'tab'), got {sep!r}")
+        return delim
     if path.suffix.lower() in _TAB_SUFFIXES:
         return "\t"
     if path.suffix.lower() == ".csv":
@@ -83,34 +86,76 @@ def _delimiter(path: Path, header: str, sep):
         path=path, line=1)
 
 
+def _not_utf8(path, raw, exc, lineno):
+    """The error for line ``lineno`` (bytes ``raw``) that failed to decode with ``exc``."""
+    return DataFormatError(f"not UTF-8 text: {raw[exc.start:exc.end]!r} at byte {exc.start + 1} "
+                           "of the line; save the file as UTF-8", path, lineno)
+
+
+def _first_bad_line(path):
+    """The error naming the first line of ``path`` that is not UTF-8. A text-mode read fails
+    a whole chunk at a time, so on that (rare) path the file is scanned again line by line."""
+    with open(path, "rb") as fh:
+        for lineno, raw in enumerate(fh, 1):
+            try:
+                raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                return _not_utf8(path, raw, exc, lineno)
+    return DataFormatError("not UTF-8 text; save the file as UTF-8", path=path)
+
+
+def _refuse_nul(path, ids, what):
+    """Ids end up as HDF5 strings, which cannot hold NUL: name the first such id and its line.
+    (NUL bytes in text usually mean a UTF-16 file.)"""
+    bad = next((i for i in ids if "\x00" in i), None)
+    if bad is None:
+        return
+    with open(path, encoding="utf-8-sig", newline="") as fh:
+        line = next((k for k, text in enumerate(fh, 1) if bad in text), None)
+    raise DataFormatError(f"{what} id {bad!r} holds a NUL byte (a UTF-16 file? save it as "
+                          "UTF-8)", path, line)
+
+
 def _open_rows(path, sep=None):
-    """Yield (line_number, fields) after the header; returns the header names first."""
+    """Yield (line_number, fields) after the header; returns the header names first.
+
+    line_number is the physical line a record starts on (quoted fields may span lines).
+    """
     path = Path(path)
     if not path.is_file():
         raise DataFormatError("no such file", path=path)
-    fh = open(path, encoding="utf-8", errors="strict", newline="")
+    # utf-8-sig: spreadsheet exports start with a BOM that would stick to the first column name
+    fh = open(path, encoding="utf-8-sig", errors="strict", newline="")
     try:
         header = fh.readline()
-    except UnicodeDecodeError as exc:
+    except UnicodeDecodeError:
         fh.close()
-        raise DataFormatError(f"not UTF-8 text ({exc.reason} at byte {exc.start})", path=path, line=1)
+        raise _first_bad_line(path) from None
     if not header.strip():
         fh.close()
         raise DataFormatError("empty file: expected a header line", path=path, line=1)
+    if "\x00" in header:
+        fh.close()
+        raise DataFormatError("NUL bytes in the header (a UTF-16 file? save it as UTF-8)",
+                              path=path, line=1)
     delim = _delimiter(path, header, sep)
     names = [h.strip().split(":")[0] for h in next(csv.reader([header], delimiter=delim))]
     quoting = csv.QUOTE_NONE if delim == "\t" else csv.QUOTE_MINIMAL
+    # strict: a quote left open must not swallow the rest of the file into one field
+    reader = csv.reader(fh, delimiter=delim, quoting=quoting, strict=True)
 
     def rows():
-        lineno = 1
+        start = 2
         try:
-            for lineno, fields in enumerate(csv.reader(fh, delimiter=delim, quoting=quoting), 2):
+            for fields in reader:
                 if fields:
-                    yield lineno, fields
-        except UnicodeDecodeError as exc:
-            raise DataFormatError(f"not UTF-8 text ({exc.reason})", path=path, line=lineno + 1)
+                    yield start, fields
+                start = reader.line_num + 2
+        except UnicodeDecodeError:
+            raise _first_bad_line(path) from None
         except csv.Error as exc:
-            raise DataFormatError(str(exc), path=path, line=lineno + 1)
+            hint = ("; a quoted field is never closed" if "end of data" in str(exc) else "")
+            raise DataFormatError(f"bad CSV: {exc}{hint}", path=path, line=start) from None
         finally:
             fh.close()
 
@@ -165,6 +210,8 @@ def read_interactions(path, user_col="user_id", item_col="item_id", rating_col="
     if not us:
         raise DataFormatError("no interactions" + ("" if ir is None else
                               f" with rating >= {min_rating}"), path=path)
+    _refuse_nul(path, umap, "user")
+    _refuse_nul(path, imap, "item")
     users, items = np.asarray(us, np.int64), np.asarray(its, np.int64)
     # collapse duplicates, keep order of first appearance
     key = users * len(imap) + items
@@ -187,10 +234,9 @@ def read_sequences(path) -> Interactions:
     with open(path, "rb") as fh:
         for lineno, raw in enumerate(fh, 1):
             try:
-                fields = raw.decode("utf-8").split()
+                fields = raw.decode("utf-8-sig" if lineno == 1 else "utf-8").split()
             except UnicodeDecodeError as exc:
-                raise DataFormatError(f"not UTF-8 text ({exc.reason} at byte {exc.start})",
-                                      path, lineno) from None
+                raise _not_utf8(path, raw, exc, lineno) from None
             if not fields:
                 continue
             user = fields[0]
@@ -210,6 +256,8 @@ def read_sequences(path) -> Interactions:
     if not us:
         raise DataFormatError("empty file: expected 'user item item ...' lines", path=path,
                               line=max(lineno, 1))
+    _refuse_nul(path, umap, "user")
+    _refuse_nul(path, imap, "item")
     return Interactions(np.asarray(us, np.int64), np.asarray(its, np.int64), list(umap),
                         list(imap), str(path), ordered=True)
 
@@ -240,4 +288,5 @@ def read_items(path, id_col=None, sep=None):
             cols[n].append(v)
     if not ids:
         raise DataFormatError("no items", path=path)
+    _refuse_nul(path, ids, "item")
     return ids, cols
