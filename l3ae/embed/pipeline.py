@@ -107,12 +107,13 @@ def encoder_identity(folder) -> dict:
             "dim": cfg.dim, "output": cfg.output}
 
 
-def _previous(out: Path, identity: dict):
-    """(ids, hashes, template, row-of-hash) of a reusable ``out``; None if absent or stale."""
+def _previous(out: Path, identity: dict, vectors: bool = False):
+    """(ids, hashes, template, row-of-hash, E or None) of a reusable ``out``; None if absent or
+    stale. Everything comes from one read: another process may replace ``out`` meanwhile."""
     if not out.exists():
         return None
     try:
-        ids, _, meta = read_embeddings(out, vectors=False)
+        ids, E, meta = read_embeddings(out, vectors=vectors)
     except DataFormatError as exc:
         raise DataFormatError(f"refusing to overwrite it: {exc.reason}; delete it or choose "
                               "another output", path=out) from None
@@ -120,7 +121,7 @@ def _previous(out: Path, identity: dict):
     if any(old.get(k) != identity[k] for k in _REUSE_KEYS):
         return None
     hashes = meta["hashes"]
-    return ids, hashes, meta.get("template", ""), {h: r for r, h in enumerate(hashes)}
+    return ids, hashes, meta.get("template", ""), {h: r for r, h in enumerate(hashes)}, E
 
 
 @contextlib.contextmanager
@@ -179,13 +180,14 @@ def embed_items(ids, texts, encoder_spec, out, batch_size: int = 64, progress: b
 
     E = np.zeros((len(ids), identity["dim"]), dtype=np.float32)
     old_rows = np.full(len(ids), -1, dtype=np.int64)
+    if prev is not None and any(h in prev[3] for h in hashes):
+        prev = _previous(out, identity, vectors=True)  # rows and vectors of one version of out
     if prev is not None:
         old_rows[:] = [prev[3].get(h, -1) for h in hashes]
         old_rows[empty] = -1
         have = old_rows >= 0
         if have.any():
-            _, old_E, _ = read_embeddings(out)
-            E[have] = old_E[old_rows[have]]
+            E[have] = prev[4][old_rows[have]]
     todo = np.flatnonzero((old_rows < 0) & ~empty)
     stats["reused"] = int((old_rows >= 0).sum())
     stats["embedded"] = len(todo)

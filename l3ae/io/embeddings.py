@@ -85,6 +85,25 @@ def _check_root(f, path):
     if len(shape) != 2 or shape[0] != n or f["hashes"].shape[0] != n:
         raise DataFormatError(f"{n} ids, {f['hashes'].shape[0]} hashes and embeddings of shape "
                               f"{shape} do not match", path=path)
+    dim = _encoder(f, path).get("dim")
+    if n and shape[1] == 0:
+        raise DataFormatError(f"embeddings of shape {shape} have no dimensions; re-run "
+                              "`l3ae embed`", path=path)
+    if isinstance(dim, int) and dim != shape[1]:
+        raise DataFormatError(f"embeddings are {shape[1]}-d but the file's encoder makes "
+                              f"{dim}-d vectors; re-run `l3ae embed`", path=path)
+
+
+def _encoder(f, path) -> dict:
+    """The root attribute ``encoder`` decoded from JSON ({} when absent or empty)."""
+    raw = f.attrs.get("encoder") or "{}"
+    try:
+        enc = json.loads(raw.decode() if isinstance(raw, bytes) else raw)
+    except (TypeError, json.JSONDecodeError):
+        raise DataFormatError("attribute 'encoder' is not JSON", path=path) from None
+    if not isinstance(enc, dict):
+        raise DataFormatError(f"attribute 'encoder' is {enc!r}, not a JSON object", path=path)
+    return enc
 
 
 def _open(path):
@@ -108,24 +127,30 @@ def read_embeddings(path, vectors: bool = True):
         _check_root(f, path)
         ids = f["ids"].asstr()[...].tolist()
         meta = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in f.attrs.items()}
+        meta["encoder"] = _encoder(f, path)
         meta["hashes"] = f["hashes"].asstr()[...].tolist()
         E = f["embeddings"][...].astype(np.float32, copy=False) if vectors else None
-    try:
-        meta["encoder"] = json.loads(meta.get("encoder") or "{}")
-    except (TypeError, json.JSONDecodeError):
-        raise DataFormatError("attribute 'encoder' is not JSON", path=path) from None
     return ids, E, meta
 
 
 def load_aligned(path, item_ids) -> np.ndarray:
     """Embeddings of ``item_ids`` in that order: (len(item_ids), d) float32.
 
-    Ids are compared as strings. Raises DataFormatError naming the file when ids have no row
-    (count and the first few), when a needed row holds NaN/inf (naming the id), or when the file
-    is not a readable l3ae embeddings file.
+    Raises DataFormatError naming the file when it is not a readable l3ae embeddings file, or
+    as :func:`align` does.
+    """
+    ids, E, _ = read_embeddings(path)
+    return align(path, ids, E, item_ids)
+
+
+def align(path, ids, E, item_ids) -> np.ndarray:
+    """Rows of E (n, d) float32 (row r for ids[r], read from ``path``) in the order of
+    ``item_ids``: (len(item_ids), d) float32, C-contiguous.
+
+    Ids are compared as strings. Raises DataFormatError naming ``path`` when ids have no row
+    (the count and the first few), or when a needed row holds NaN/inf (its id, row and value).
     """
     path = Path(path)
-    ids, E, _ = read_embeddings(path)
     row = {i: r for r, i in enumerate(ids)}
     if len(row) != len(ids):
         dup = next(i for k, i in enumerate(ids) if row[i] != k)
@@ -138,10 +163,14 @@ def load_aligned(path, item_ids) -> np.ndarray:
             f"{len(missing)} of {len(wanted)} item ids have no embedding (first: {first}"
             f"{', ...' if len(missing) > _SHOW else ''}); re-run `l3ae embed` on the item file "
             "that lists them", path=path)
-    out = E[np.fromiter((row[i] for i in wanted), dtype=np.int64, count=len(wanted))]
+    rows = np.fromiter((row[i] for i in wanted), dtype=np.int64, count=len(wanted))
+    out = E[rows]
     bad = ~np.isfinite(out).all(axis=1)
     if bad.any():
         k = np.flatnonzero(bad)
-        raise DataFormatError(f"{len(k)} embeddings hold NaN or inf (first: id {wanted[k[0]]!r}); "
-                              "re-run `l3ae embed`", path=path)
+        r = rows[k[0]]
+        value = E[r][~np.isfinite(E[r])][0]
+        raise DataFormatError(f"{len(k)} embeddings hold NaN or inf (first: id {wanted[k[0]]!r}): "
+                              f"row {r} (from 0) of /embeddings holds {value}; re-run "
+                              "`l3ae embed`", path=path)
     return np.ascontiguousarray(out, dtype=np.float32)
