@@ -73,7 +73,7 @@ def popularity_scores(split, ks):
     order = np.argsort(-pop, kind="stable")
     N = max(ks)
     out = {}
-    for name, truth, mask in split.targets():
+    for name, truth, _, mask in split.targets():
         top = np.empty((mask.shape[0], N), np.int64)
         for u in range(mask.shape[0]):
             seen = set(mask.indices[mask.indptr[u]:mask.indptr[u + 1]].tolist())

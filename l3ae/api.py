@@ -10,8 +10,8 @@ import time
 import numpy as np
 import scipy.sparse as sp
 
-from l3ae.evaluation import (KS, Split, apply_regime, format_comparison,  # noqa: F401
-                             format_table, random_split, score)
+from l3ae.evaluation import (Split, apply_regime, format_comparison,  # noqa: F401
+                             format_table, loo_split, random_split, score)
 from l3ae.engine.models import Config
 from l3ae.errors import ConfigError, DataFormatError
 from l3ae.io import datasets
@@ -60,7 +60,7 @@ def load_embeddings(source, item_ids, embeddings=None, dataset=None, encoder=Non
     embedded once with the packaged encoder (or ``encoder``) and cached under $L3AE_HOME.
     """
     from l3ae.io.dataset_dir import DatasetDir
-    from l3ae.io.embeddings import load_aligned, read_embeddings
+    from l3ae.io.embeddings import align, read_embeddings
 
     if embeddings is None:
         if isinstance(source, DatasetDir):
@@ -72,8 +72,8 @@ def load_embeddings(source, item_ids, embeddings=None, dataset=None, encoder=Non
         else:
             raise ConfigError("this model needs item embeddings: pass --embeddings E.h5 "
                               "(make one with `l3ae embed`)")
-    meta = read_embeddings(embeddings, vectors=False)[2]
-    return load_aligned(embeddings, item_ids), meta.get("encoder", "")
+    ids, E, meta = read_embeddings(embeddings)  # one read: `l3ae embed` may replace the file
+    return align(embeddings, ids, E, item_ids), meta.get("encoder", "")
 
 
 def dataset_dir_embeddings(ds, encoder=None, progress=True):
@@ -95,12 +95,16 @@ def build(source, cfg: Config, E=None, progress=None, **solver) -> Recommender:
     return rec.fit(X, E, item_ids=item_ids, progress=progress, **solver)
 
 
-def load_split(source, seed=0, train_fraction=1.0, cold_items=0.0):
-    """A Split of Interactions (per-user random 8:1:1) or of a DatasetDir (its own split if it
-    ships one), under the regime asked for."""
+def load_split(source, seed=0, train_fraction=1.0, cold_items=0.0, protocol="random"):
+    """A Split of Interactions (per-user random 8:1:1, or leave-one-out of sequences) or of a
+    DatasetDir (its own split if it ships one), under the regime asked for."""
     from l3ae.io.dataset_dir import DatasetDir
 
-    if isinstance(source, DatasetDir) and source.split is not None:
+    if protocol == "loo":
+        if isinstance(source, DatasetDir):
+            raise ConfigError("--protocol loo needs --interactions FILE --format sequences")
+        split = loo_split(source)
+    elif isinstance(source, DatasetDir) and source.split is not None:
         split = Split(*source.split)
     else:
         inter = source.interactions if isinstance(source, DatasetDir) else source
@@ -110,21 +114,36 @@ def load_split(source, seed=0, train_fraction=1.0, cold_items=0.0):
     return apply_regime(split, train_fraction, cold_items, seed)
 
 
-def evaluate(split: Split, cfg: Config, E=None, item_ids=None, ks=KS, progress=None):
+def evaluate(split: Split, cfg: Config, E=None, item_ids=None, ks=None, progress=None,
+             refit=False, **solver):
     """Fit on split.train, score validation and test for all/head/tail(/cold) items.
 
-    Returns {"validation": {group: {"recall@K": …, "ndcg@K": …, "users": …}}, "test": …,
-    "timings": …, "config": …, "data": …}.
+    refit : fit again on train + validation for the test (each target is then predicted by a
+    model trained on everything before it). solver : run-time options of the solve.
+    Returns {"validation": {group: {"recall@K" (loo: "hr@K"): …, "ndcg@K": …, "users": …}},
+    "test": …, "timings": …, "config": …, "data": …}.
     """
-    rec = Recommender(cfg.model, **{k: v for k, v in cfg.to_dict().items() if k != "model"})
-    rec.fit(split.train, E, item_ids=item_ids, progress=progress)
+    def fit(X):
+        rec = Recommender(cfg.model, **{k: v for k, v in cfg.to_dict().items() if k != "model"})
+        return rec.fit(X, E, item_ids=item_ids, progress=progress, **solver)
+
+    rec = fit(split.train)
+    timings = dict(rec.timings_)
+    weights = None
+    if refit:
+        known = (split.train + split.validation).tocsr()
+        known.data[:] = 1
+        again = fit(known)
+        weights = {"test": again.B_}
+        timings["refit"] = again.timings_["total"]
     t = time.perf_counter()
-    out = score(rec.B_, split, ks)
-    out["timings"] = dict(rec.timings_, evaluate=time.perf_counter() - t)
+    out = score(rec.B_, split, ks, weights=weights)
+    out["timings"] = dict(timings, evaluate=time.perf_counter() - t)
     out["config"] = rec.config_.to_dict()
     m, n = split.train.shape
     out["data"] = {"users": m, "items": n, "train": int(split.train.nnz),
-                   "validation": int(split.validation.nnz), "test": int(split.test.nnz)}
+                   "validation": int(split.validation.nnz), "test": int(split.test.nnz),
+                   "protocol": split.protocol, "refit": bool(refit)}
     return out
 
 

@@ -1,10 +1,14 @@
-"""Evaluation regimes and scoring of a model on a split (DESIGN §6).
+"""Evaluation protocols, regimes and scoring of a model on a split (DESIGN §6).
 
-A :class:`Split` holds train / validation / test (m, n) CSR matrices over one catalog. Regimes
-transform it: ``train_fraction`` keeps a random fraction of each user's train interactions
-(sparsity curves); ``cold_items`` removes a random fraction of items from train entirely, so
-their held-out interactions measure text-only recommendation (group "cold").
-Validation ranks with train items masked; test with train and validation items masked.
+A :class:`Split` holds train / validation / test (m, n) CSR matrices over one catalog.
+Protocols: ``random`` (per-user random 8:1:1, Recall/NDCG@10/20/50, head = 20% most popular
+by train count; test ranks from the train history) and ``loo`` (leave-one-out on time-ordered
+sequences as FAERec/SASRec: last item = test, second-to-last = validation, HR/NDCG@5/10/20, head
+= the ⌊20% n⌋ most frequent items over all sequences; test ranks from train + validation).
+Both mask every known item: validation masks train, test masks train and validation.
+Regimes transform a split: ``train_fraction`` keeps a random fraction of each user's train
+interactions (sparsity curves); ``cold_items`` removes a random fraction of items from train
+entirely, so their held-out interactions measure text-only recommendation (group "cold").
 """
 
 from __future__ import annotations
@@ -20,29 +24,79 @@ from l3ae.errors import ConfigError
 from l3ae.io.readers import to_csr
 
 KS = (10, 20, 50)
+PROTOCOLS = {"random": KS, "loo": (5, 10, 20)}
 
 
 @dataclass
 class Split:
-    """train, validation, test : (m, n) binary CSR; cold : (n,) bool or None."""
+    """train, validation, test : (m, n) binary CSR; cold : (n,) bool or None.
+
+    protocol : "random" or "loo" (see the module docstring). head : (n,) bool fixed by the
+    protocol (loo), or None for the 20% most popular items by train count.
+    """
 
     train: sp.csr_matrix
     validation: sp.csr_matrix
     test: sp.csr_matrix
     cold: np.ndarray | None = None
+    protocol: str = "random"
+    head: np.ndarray | None = None
+
+    @property
+    def ks(self):
+        return PROTOCOLS[self.protocol]
 
     def groups(self):
-        """{group: (n,) bool or None}: all, head/tail by train popularity, and cold."""
-        head = head_items(np.asarray(self.train.sum(axis=0)).ravel())
+        """{group: (n,) bool or None}: all, head/tail, and cold."""
+        head = self.head if self.head is not None else \
+            head_items(np.asarray(self.train.sum(axis=0)).ravel())
         g = {"all": None, "head": head, "tail": ~head}
         if self.cold is not None:
             g["cold"] = self.cold
         return g
 
     def targets(self):
-        """(name, truth, mask) for validation and test."""
-        return (("validation", self.validation, self.train),
-                ("test", self.test, (self.train + self.validation).tocsr()))
+        """(name, truth, history, mask) for validation and test: rank from ``history``,
+        never returning ``mask``'s items."""
+        known = (self.train + self.validation).tocsr()
+        known.data[:] = 1
+        test_history = known if self.protocol == "loo" else self.train
+        return (("validation", self.validation, self.train, self.train),
+                ("test", self.test, test_history, known))
+
+    def metrics(self, top, truth, ks=None, item_mask=None):
+        """:func:`ranking_metrics` under this protocol's names (loo: one target, hr@K)."""
+        out = ranking_metrics(top, truth, ks or self.ks, item_mask)
+        if self.protocol == "loo":
+            out = {k.replace("recall@", "hr@"): v for k, v in out.items()}
+        return out
+
+
+def loo_split(inter, head_fraction=0.2) -> Split:
+    """Leave-one-out split of time-ordered sequences (``Interactions.ordered``).
+
+    Per user: the last event is the test target, the second-to-last the validation target,
+    the rest is train (a user with 2 events has no train, with 1 no validation). Head items
+    (FAERec's ht_process): items sorted by event count over all sequences, most frequent
+    first, ties in order of first appearance; the first ⌊head_fraction·n⌋ are head.
+    """
+    if not getattr(inter, "ordered", False):
+        raise ConfigError("--protocol loo needs time-ordered sequences: pass "
+                          "--interactions FILE --format sequences")
+    users, items = inter.users, inter.items
+    m, n = inter.shape
+    count = np.bincount(users, minlength=m)
+    start = np.concatenate([[0], np.cumsum(count)[:-1]])
+    if np.any(np.diff(users) < 0):
+        raise ConfigError("sequence events must be grouped by user, users in code order")
+    back = count[users] - 1 - (np.arange(len(users)) - start[users])  # 0 = last event
+    parts = [back >= 2, back == 1, back == 0]
+    train, validation, test = (to_csr(users[p], items[p], (m, n)) for p in parts)
+    # codes follow first appearance, so a stable sort breaks ties exactly as FAERec's Counter
+    freq = np.bincount(items, minlength=n)
+    head = np.zeros(n, bool)
+    head[np.argsort(-freq, kind="stable")[:int(n * head_fraction)]] = True
+    return Split(train, validation, test, protocol="loo", head=head)
 
 
 def random_split(users, items, shape, seed=0):
@@ -75,24 +129,28 @@ def apply_regime(split: Split, train_fraction=1.0, cold_items=0.0, seed=0) -> Sp
         train = _keep_fraction(train, train_fraction, seed + 104729)
     train = to_csr(*sp.coo_matrix(train).nonzero(), train.shape) if train is not split.train \
         else train
-    return Split(train, split.validation, split.test, cold)
+    return Split(train, split.validation, split.test, cold, split.protocol, split.head)
 
 
-def score(B, split: Split, ks=KS, which=("validation", "test")):
-    """{"validation"|"test": {group: {"recall@K", "ndcg@K", "users"}}} of weights B on a split."""
+def score(B, split: Split, ks=None, which=("validation", "test"), weights=None):
+    """{"validation"|"test": {group: {"recall@K" (loo: "hr@K"), "ndcg@K", "users"}}} of weights
+    B on a split. weights : {"validation"|"test": B} overrides B per target (a refit)."""
+    ks = ks or split.ks
     groups = split.groups()
     out = {}
-    for name, truth, mask in split.targets():
+    for name, truth, history, mask in split.targets():
         if name not in which:
             continue
-        top, _ = topn(split.train, B, N=max(ks), mask=mask)
-        out[name] = {g: ranking_metrics(top, truth, ks, m) for g, m in groups.items()}
+        top, _ = topn(history, (weights or {}).get(name, B), N=max(ks), mask=mask)
+        out[name] = {g: split.metrics(top, truth, ks, m) for g, m in groups.items()}
     return out
 
 
-def format_table(result, ks=KS):
+def format_table(result):
     """A fixed-width text table of an evaluation result."""
-    cols = [f"{m}@{k}" for k in ks for m in ("recall", "ndcg")]
+    first = next(iter(result.get("validation", result.get("test", {})).values()))
+    names = [c for c in first if c != "users"]
+    cols = sorted(names, key=lambda c: (int(c.split("@")[1]), c.startswith("ndcg")))
     lines = [f"{'split':<11}{'group':<6}{'users':>7}" + "".join(f"{c:>11}" for c in cols)]
     for split in ("validation", "test"):
         for g, r in result.get(split, {}).items():

@@ -17,7 +17,6 @@ import time
 
 import numpy as np
 
-from l3ae.engine.metrics import ranking_metrics
 from l3ae.engine.models import Config, pull_weights
 from l3ae.engine.score import topn
 from l3ae.engine.solve import factorize, text_weights, weights_from_inverse
@@ -104,10 +103,11 @@ def _key(cfg: Config, popularity):
 
 
 def validation_scorer(split, ks=(20,)):
-    """score(B) -> {"recall@K", "ndcg@K", ...} on split.validation, train items masked."""
+    """score(B) -> {"recall@K" (loo: "hr@K"), "ndcg@K", ...} on split.validation, train items
+    masked."""
     def score(B):
         top, _ = topn(split.train, B, N=max(ks), mask=split.train)
-        return ranking_metrics(top, split.validation, ks)
+        return split.metrics(top, split.validation, ks)
     return score
 
 

@@ -83,8 +83,12 @@ def source_from(kw):
 
 
 def regime_options(f):
-    """--seed, --train-fraction, --cold-items of evaluate and tune."""
+    """--protocol, --seed, --train-fraction, --cold-items of evaluate and tune."""
     opts = [
+        click.option("--protocol", type=click.Choice(["random", "loo"]), default="random",
+                     show_default=True, help="random: per-user random 8:1:1, Recall/NDCG@10/20/"
+                     "50. loo: leave-one-out of sequences (--format sequences; last item = test, "
+                     "second-to-last = validation), HR/NDCG@5/10/20 as FAERec/SASRec."),
         click.option("--seed", default=0, show_default=True, help="Seed of the split and regimes."),
         click.option("--train-fraction", default=1.0, show_default=True, type=float,
                      help="Keep this random fraction of each user's train interactions."),

@@ -11,6 +11,16 @@ from l3ae.cli._options import (config_from, data_options, model_options, regime_
 from l3ae.io.atomic import atomic_open
 
 
+def _metric(metric, split):
+    metric = metric or ("hr@10" if split.protocol == "loo" else "recall@20")
+    kinds = ("hr", "ndcg") if split.protocol == "loo" else ("recall", "ndcg")
+    name, _, k = metric.partition("@")
+    if name not in kinds or not k.isdigit() or int(k) < 1:
+        raise click.BadParameter(f"{metric!r}: use {kinds[0]}@K or ndcg@K with this protocol",
+                                 param_hint="--metric")
+    return metric
+
+
 @cli.command()
 @data_options
 @model_options
@@ -20,8 +30,8 @@ from l3ae.io.atomic import atomic_open
               "alpha, pull-power, or total (= reg-x + reg-e). Replaces the preset's grid.")
 @click.option("--random", "n_random", type=int, default=0, help="Also try N random points "
               "(log-uniform over the grid's knobs).")
-@click.option("--metric", default="recall@20", show_default=True,
-              type=click.Choice([f"{m}@{k}" for m in ("recall", "ndcg") for k in (10, 20, 50)]))
+@click.option("--metric", help="Validation metric to maximize: recall@K (random protocol) or "
+              "hr@K (loo), or ndcg@K. Default: recall@20, or hr@10 with --protocol loo.")
 @click.option("--out", required=True, type=click.Path(dir_okay=False),
               help="Best config (JSON), for `build --config` and `evaluate --config`.")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False),
@@ -45,7 +55,9 @@ def tune(grids, n_random, metric, out, json_out, quiet, **kw):
     """
     src, base = source_from(kw), config_from(kw)
     source = api.load_source(**src)
-    split = api.load_split(source, kw["seed"], kw["train_fraction"], kw["cold_items"])
+    split = api.load_split(source, kw["seed"], kw["train_fraction"], kw["cold_items"],
+                           kw["protocol"])
+    metric = _metric(metric, split)
     _, item_ids = api.full_matrix(source)
     grid = tuning.parse_grid(grids) if grids else tuning.GRIDS[base.model]
     configs = tuning.grid_configs(base, grid)
