@@ -73,10 +73,17 @@ def read_model(path):
         kind, ver = f.attrs.get("encoding-type"), f.attrs.get("encoding-version")
         if kind != FORMAT:
             raise DataFormatError(f"not an l3ae model (encoding-type {kind!r})", path=path)
-        if ver is None or int(ver) > VERSION:
+        try:
+            newer = int(ver) > VERSION
+            readable = 1 <= int(ver) <= VERSION
+        except (TypeError, ValueError):  # absent or not a number: not a file we wrote
+            newer = readable = False
+        if not readable:
             raise DataFormatError(
-                f"model format version {ver} is newer than this l3ae ({__version__}) reads "
-                f"(<= {VERSION}); upgrade l3ae or rebuild the model", path=path)
+                f"model format version {ver} is not readable by this l3ae ({__version__} reads "
+                f"versions 1 to {VERSION}); " + ("upgrade l3ae or rebuild the model" if newer
+                                                 else "rebuild the model with `l3ae build`"),
+                path=path)
         try:
             g = f["B"]
             if g.attrs.get("encoding-type") == "csr_matrix":
