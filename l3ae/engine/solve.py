@@ -40,6 +40,7 @@ class Weights:
     B: object
     diag: np.ndarray
     timings: dict = field(default_factory=dict)
+    pwe: object = None  # P W E (n, d) when asked for (keep_pwe): the state of a fold-in
 
 
 def _name(item_ids, j):
@@ -211,11 +212,12 @@ def row_source(P):
 
 def weights_from_inverse(inv: Inverse, *, reg_e=0.0, w=None, xi=0.0, constraint=None, E=None,
                          reg_f=None, additive=0.0, topk=500, overwrite=False, block=None,
-                         progress=None) -> Weights:
+                         progress=None, keep_pwe=False) -> Weights:
     """B from a factorization: B = I + λ_E M Eᵀ Dg(1/δ) − P Dg(g) row block by row block.
 
     ``reg_e`` and ``w`` must be those that made ``inv.a`` (only their product with λ_E enters
     B beyond a). overwrite : write dense B over P (topk = 0 only; P is destroyed).
+    keep_pwe : also return P W E (n, d) in ``Weights.pwe`` (λ_E ≠ 0; :mod:`l3ae.engine.foldin`).
     """
     P, a = row_source(inv.P), inv.a
     n = P.shape[0]
@@ -244,8 +246,9 @@ def weights_from_inverse(inv: Inverse, *, reg_e=0.0, w=None, xi=0.0, constraint=
     pwc_diag = np.zeros(n)
     if reg_e != 0:
         M = inv.cache[key][1]
-        if M is None:
-            M = P.matmul(E * w[:, None].astype(dtype)) @ fac.K  # P W E K, (n, d)
+        if M is None or keep_pwe:
+            pwe = P.matmul(E * w[:, None].astype(dtype))  # P W E, (n, d)
+            M = pwe @ fac.K
             inv.cache[key] = (fac, M)
         s, delta = fac.s.astype(np.float64), fac.delta.astype(np.float64)
         pwc_diag = (np.einsum("ij,ij->i", M, E, dtype=np.float64) - p_diag * w * s) / delta
@@ -280,14 +283,14 @@ def weights_from_inverse(inv: Inverse, *, reg_e=0.0, w=None, xi=0.0, constraint=
         report("weights", r1, n)
     B = dense if pruner is None else pruner.result()
     timings = {"semantic": t_sem, "weights": time.perf_counter() - t}
-    return Weights(B, diag_b.astype(dtype), timings)
+    return Weights(B, diag_b.astype(dtype), timings, pwe if keep_pwe and reg_e != 0 else None)
 
 
 def solve_weights(X, *, reg_x, reg_e=0.0, w=None, dropout=0.0, xi=0.0, constraint=None,
                   E=None, reg_f=None, collective=0.0, additive=0.0, topk=500,
                   dtype=np.float32, block=None, item_ids=None, progress=None,
                   max_memory=None, workdir=None, resume=False, tile=None, tile_name="l3ae",
-                  on_checkpoint=None) -> Weights:
+                  on_checkpoint=None, keep_pwe=False) -> Weights:
     """B from interactions (and embeddings for λ_E > 0 or the fusion baselines).
 
     reg_x : λ_X, scalar ridge (may be negative while a = Λ + λ_E w stays > 0).
@@ -309,6 +312,7 @@ def solve_weights(X, *, reg_x, reg_e=0.0, w=None, dropout=0.0, xi=0.0, constrain
     was made from other inputs or is damaged).
     tile : force the tiled path with this tile size (tests, benchmarks).
     on_checkpoint : optional callable(phase, columns_done) after each checkpoint.
+    keep_pwe : also return P W E (n, d) in ``Weights.pwe`` (the state of a fold-in).
     """
     t0 = time.perf_counter()
     dtype, _ = _check(dtype, dropout, additive, xi, constraint)
@@ -332,7 +336,8 @@ def solve_weights(X, *, reg_x, reg_e=0.0, w=None, dropout=0.0, xi=0.0, constrain
     try:
         out = weights_from_inverse(inv, reg_e=reg_e, w=w, xi=xi, constraint=constraint, E=E,
                                    reg_f=reg_f, additive=additive, topk=topk,
-                                   overwrite=not topk, block=block, progress=progress)
+                                   overwrite=not topk, block=block, progress=progress,
+                                   keep_pwe=keep_pwe)
     except BaseException:
         if tile_path is not None:
             inv.P.close()  # keep the file: --resume goes straight to the weights
@@ -345,7 +350,7 @@ def solve_weights(X, *, reg_x, reg_e=0.0, w=None, dropout=0.0, xi=0.0, constrain
     timings["weights"] = out.timings["weights"]
     timings["total"] = time.perf_counter() - t0
     del inv
-    return Weights(out.B, out.diag, timings)
+    return Weights(out.B, out.diag, timings, out.pwe)
 
 
 def text_weights(E, reg_f, topk=500, block=1024, progress=None):

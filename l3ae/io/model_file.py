@@ -6,6 +6,11 @@ item ids), ``encoder`` (JSON or "").
 Datasets: ``item_ids`` (UTF-8), ``popularity`` (n,) int64 train counts, ``diag`` (n,) diag(B).
 ``B``: a group with ``data``/``indices``/``indptr`` and a ``shape`` attr (encoding-type
 ``csr_matrix``), or an (n, n) dataset (encoding-type ``array``).
+``fold`` (optional, models built with ``--foldable``; encoding-type ``l3ae-fold-state``, its own
+encoding-version 1): what ``l3ae add-items`` needs (:mod:`l3ae.engine.foldin`): attr
+``pull-mean``; for text-aware models datasets ``E`` (n, d), ``ete`` (d, d) float64, ``s`` (n,)
+float64, and ``pwe`` (n, d) = P·W·E when λ_E ≠ 0. An optional group with its own version keeps
+the root at version 1: older readers ignore it, and files without it read as not foldable.
 Written to a temporary file and renamed: a crash never leaves half a model under the name.
 """
 
@@ -21,6 +26,7 @@ from l3ae.errors import DataFormatError
 from l3ae.io.atomic import atomic_path
 
 FORMAT, VERSION = "l3ae-model", 1
+FOLD_FORMAT, FOLD_VERSION, FOLD_ARRAYS = "l3ae-fold-state", 1, ("E", "pwe", "ete", "s")
 
 
 def input_checksum(X, item_ids):
@@ -33,8 +39,18 @@ def input_checksum(X, item_ids):
     return h.hexdigest()
 
 
-def write_model(path, item_ids, B, diag, popularity, config, timings, checksum="", encoder=""):
-    """Write a model file atomically. B : (n, n) CSR or dense ndarray."""
+def extend_checksum(checksum, new_ids):
+    """The input-sha256 of a model after add-items: sha256 of the old one and the new item ids
+    (the training matrix only gained empty columns)."""
+    return hashlib.sha256("\x1f".join([checksum, *new_ids]).encode()).hexdigest()
+
+
+def write_model(path, item_ids, B, diag, popularity, config, timings, checksum="", encoder="",
+                fold=None):
+    """Write a model file atomically. B : (n, n) CSR or dense ndarray.
+
+    fold : optional dict of the fold state (E, pwe, ete, s: arrays or None; pull_mean: float).
+    """
     with atomic_path(path) as tmp:
         with h5py.File(tmp, "w") as f:
             f.attrs.update({"encoding-type": FORMAT, "encoding-version": VERSION,
@@ -59,6 +75,13 @@ def write_model(path, item_ids, B, diag, popularity, config, timings, checksum="
                 d = f.create_dataset("B", data=B, chunks=(min(256, len(B)) or None, len(B))
                                      if len(B) else None)
                 d.attrs.update({"encoding-type": "array", "encoding-version": 1})
+            if fold is not None:
+                g = f.create_group("fold")
+                g.attrs.update({"encoding-type": FOLD_FORMAT, "encoding-version": FOLD_VERSION,
+                                "pull-mean": float(fold["pull_mean"])})
+                for name in FOLD_ARRAYS:
+                    if fold.get(name) is not None:
+                        g.create_dataset(name, data=np.asarray(fold[name]))
 
 
 def read_model(path):
@@ -104,4 +127,34 @@ def read_model(path):
     n = len(out["item_ids"])
     if out["B"].shape != (n, n):
         raise DataFormatError(f"B is {out['B'].shape} for {n} item ids", path=path)
+    return out
+
+
+def read_fold(path):
+    """The fold state of a model file as a dict (E, pwe, ete, s, pull_mean).
+
+    Raises DataFormatError when the model was built without ``--foldable`` or the state is of a
+    newer version or damaged.
+    """
+    try:
+        f = h5py.File(path, "r")
+    except OSError as exc:
+        raise DataFormatError(f"not an HDF5 model file ({exc})", path=path) from None
+    with f:
+        if "fold" not in f:
+            raise DataFormatError("this model was built without --foldable, so it holds no "
+                                  "fold-in state; rebuild it with `l3ae build --foldable`",
+                                  path=path)
+        g = f["fold"]
+        kind, ver = g.attrs.get("encoding-type"), g.attrs.get("encoding-version")
+        if kind != FOLD_FORMAT or ver is None or int(ver) > FOLD_VERSION:
+            raise DataFormatError(f"fold state {kind!r} version {ver} is not readable by this "
+                                  f"l3ae ({__version__}; reads <= {FOLD_VERSION})", path=path)
+        out = {name: g[name][()] if name in g else None for name in FOLD_ARRAYS}
+        out["pull_mean"] = float(g.attrs["pull-mean"])
+        n = len(f["item_ids"])
+    for name in ("E", "pwe", "s"):
+        if out[name] is not None and len(out[name]) != n:
+            raise DataFormatError(f"fold state {name} has {len(out[name])} rows for {n} items",
+                                  path=path)
     return out
