@@ -163,6 +163,11 @@ def recommend(model_path, histories, users=None, N=20, fmt="csv", out=None, warn
             warn(f"{len(missing)} requested users have no history; they get popular items "
                  f"(first: {missing[:3]})")
     known = np.array([pos.get(it, -1) for it in histories.item_ids], np.int64)
+    if len(known) and (known < 0).all():
+        first = ", ".join(repr(i) for i in histories.item_ids[:3])
+        raise DataFormatError(f"the model was built on another catalog: none of the "
+                              f"{len(known)} items in {histories.path} is among its {n} items "
+                              f"(first: {first})", path=model_path)
     codes = known[histories.items]
     unknown = int((codes < 0).sum())
     if unknown:

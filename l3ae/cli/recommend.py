@@ -5,11 +5,15 @@ import click
 from l3ae import api
 from l3ae.cli._app import cli
 from l3ae.errors import DataFormatError
+from l3ae.io.readers import first_bad_line
 
 
 def _read_users(path):
-    with open(path, encoding="utf-8") as fh:
-        users = [line.strip() for line in fh if line.strip()]
+    try:
+        with open(path, encoding="utf-8-sig") as fh:
+            users = [line.strip() for line in fh if line.strip()]
+    except UnicodeDecodeError:
+        raise first_bad_line(path) from None
     if users and users[0] == "user_id":
         users = users[1:]
     if not users:

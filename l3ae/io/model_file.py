@@ -104,9 +104,9 @@ def read_model(path):
         if not readable:
             raise DataFormatError(
                 f"model format version {ver} is not readable by this l3ae ({__version__} reads "
-                f"versions 1 to {VERSION}); " + ("upgrade l3ae or rebuild the model" if newer
-                                                 else "rebuild the model with `l3ae build`"),
-                path=path)
+                f"version {'1 to ' if VERSION > 1 else ''}{VERSION}); "
+                + ("upgrade l3ae or rebuild the model" if newer
+                   else "rebuild the model with `l3ae build`"), path=path)
         try:
             g = f["B"]
             if g.attrs.get("encoding-type") == "csr_matrix":

@@ -92,7 +92,7 @@ def _not_utf8(path, raw, exc, lineno):
                            "of the line; save the file as UTF-8", path, lineno)
 
 
-def _first_bad_line(path):
+def first_bad_line(path):
     """The error naming the first line of ``path`` that is not UTF-8. A text-mode read fails
     a whole chunk at a time, so on that (rare) path the file is scanned again line by line."""
     with open(path, "rb") as fh:
@@ -130,7 +130,7 @@ def _open_rows(path, sep=None):
         header = fh.readline()
     except UnicodeDecodeError:
         fh.close()
-        raise _first_bad_line(path) from None
+        raise first_bad_line(path) from None
     if not header.strip():
         fh.close()
         raise DataFormatError("empty file: expected a header line", path=path, line=1)
@@ -152,7 +152,7 @@ def _open_rows(path, sep=None):
                     yield start, fields
                 start = reader.line_num + 2
         except UnicodeDecodeError:
-            raise _first_bad_line(path) from None
+            raise first_bad_line(path) from None
         except csv.Error as exc:
             hint = ("; a quoted field is never closed" if "end of data" in str(exc) else "")
             raise DataFormatError(f"bad CSV: {exc}{hint}", path=path, line=start) from None
