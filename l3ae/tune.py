@@ -17,7 +17,7 @@ import time
 
 import numpy as np
 
-from l3ae.engine.models import Config, pull_weights
+from l3ae.engine.models import Config, active_items, expand, pull_weights
 from l3ae.engine.score import topn
 from l3ae.engine.solve import factorize, text_weights, weights_from_inverse
 from l3ae.errors import ConfigError
@@ -122,7 +122,8 @@ def sweep(configs, train, score, E=None, progress=None):
     results = [None] * len(configs)
     groups = {}
     for i, cfg in enumerate(configs):
-        key = ("text", cfg.reg_f) if cfg.model == "text" else _key(cfg, popularity)
+        key = ("text", cfg.reg_f) if cfg.model == "text" else \
+            _key(cfg, popularity) + (active_items(cfg, train) is None,)
         groups.setdefault(key, []).append(i)
     done = 0
     for key, idx in groups.items():
@@ -140,14 +141,20 @@ def sweep(configs, train, score, E=None, progress=None):
                 else:
                     reg_e = cfg.reg_e if cfg.model == "l3ae" else 0.0
                     w = pull_weights(popularity, cfg.pull, cfg.pull_power)
+                    active = active_items(cfg, train)  # text-free: drop unseen items
+                    sub, Es = (train, Ed) if active is None else (train[:, active], None)
                     if inv is None:
-                        inv = factorize(train, reg_x=cfg.reg_x, reg_e=reg_e, w=w,
-                                        dropout=cfg.dropout, E=Ed, dtype=dtype,
+                        inv = factorize(sub, reg_x=cfg.reg_x, reg_e=reg_e,
+                                        w=w if active is None else w[active],
+                                        dropout=cfg.dropout, E=Es, dtype=dtype,
                                         collective=cfg.alpha if cfg.model == "collective" else 0)
                     B = weights_from_inverse(
-                        inv, reg_e=reg_e, w=w, xi=cfg.xi, E=Ed, reg_f=cfg.reg_f,
+                        inv, reg_e=reg_e, w=w if active is None else w[active], xi=cfg.xi,
+                        E=Es, reg_f=cfg.reg_f,
                         additive=cfg.alpha if cfg.model == "additive" else 0.0,
                         topk=cfg.topk).B
+                    if active is not None:
+                        B = expand(B, active, train.shape[1])
                 results[i] = {"config": cfg, "metrics": score(B),
                               "seconds": time.perf_counter() - t, "shared": rank > 0}
             except ConfigError as exc:

@@ -18,6 +18,7 @@ import json
 from dataclasses import asdict, dataclass, fields, replace
 
 import numpy as np
+import scipy.sparse as sp
 
 from l3ae.engine.solve import solve_weights, text_weights
 from l3ae.errors import ConfigError
@@ -119,6 +120,32 @@ def pull_weights(popularity, pull="uniform", power=0.5):
     return ((1.0 + c.mean()) / (1.0 + c)) ** power
 
 
+def active_items(cfg: Config, X):
+    """(n_active,) int64 items whose weights need solving, or None for all of them.
+
+    Without a semantic term (λ_E = 0, no fusion), an item no one interacted with is a block
+    of its own in G + Dg(a): its row and column of B are exactly 0 (its diagonal too, under
+    both constraints), so the n³ solve runs on the other items only.
+    """
+    if cfg.needs_text or cfg.model in ("collective", "additive"):
+        return None
+    X = sp.csc_matrix(X)
+    active = np.flatnonzero(np.diff(X.indptr) > 0)
+    return active if len(active) < X.shape[1] else None
+
+
+def expand(B, active, n):
+    """B (k, k) over ``active`` items → (n, n), zeros elsewhere (CSR stays CSR)."""
+    if sp.issparse(B):
+        B = sp.csr_matrix(B)
+        indptr = np.zeros(n + 1, np.int64)
+        indptr[active + 1] = np.diff(B.indptr)
+        return sp.csr_matrix((B.data, active[B.indices], np.cumsum(indptr)), shape=(n, n))
+    full = np.zeros((n, n), B.dtype)
+    full[np.ix_(active, active)] = B
+    return full
+
+
 def fit_weights(cfg: Config, X, E=None, item_ids=None, progress=None, **solver):
     """Weights (B, diag, timings) of the model ``cfg`` on X (m, n) CSR and E (n, d).
 
@@ -130,6 +157,14 @@ def fit_weights(cfg: Config, X, E=None, item_ids=None, progress=None, **solver):
         raise ConfigError(f"model {cfg.model!r} needs item embeddings (--embeddings)")
     if cfg.model == "text":
         return text_weights(np.asarray(E, dtype), cfg.reg_f, cfg.topk, progress=progress)
+    active = active_items(cfg, X)
+    if active is not None:
+        n = X.shape[1]
+        ids = None if item_ids is None else [item_ids[j] for j in active]
+        out = fit_weights(cfg, sp.csr_matrix(X)[:, active], E, ids, progress, **solver)
+        diag = np.zeros(n, out.diag.dtype)
+        diag[active] = out.diag
+        return replace(out, B=expand(out.B, active, n), diag=diag)
     popularity = np.asarray(X.sum(axis=0)).ravel()
     reg_e = cfg.reg_e if cfg.model == "l3ae" else 0.0
     return solve_weights(
