@@ -88,11 +88,54 @@ def dataset_dir_embeddings(ds, encoder=None, progress=True):
     return out
 
 
-def build(source, cfg: Config, E=None, progress=None, **solver) -> Recommender:
-    """Fit the configured model on every interaction (solver: run-time solve options)."""
+def build(source, cfg: Config, E=None, progress=None, foldable=False, **solver) -> Recommender:
+    """Fit the configured model on every interaction (solver: run-time solve options;
+    foldable: keep the state :func:`add_items` needs)."""
     X, item_ids = full_matrix(source)
     rec = Recommender(cfg.model, **{k: v for k, v in cfg.to_dict().items() if k != "model"})
-    return rec.fit(X, E, item_ids=item_ids, progress=progress, **solver)
+    return rec.fit(X, E, item_ids=item_ids, progress=progress, foldable=foldable, **solver)
+
+
+def add_items(model_path, items_path, out, embeddings=None, id_col=None, sep=None,
+              progress=None, warn=print):
+    """Fold the items of an item table (new ids, no interactions) into a model built with
+    --foldable and write the result to ``out`` atomically; nothing is written on an error.
+    Returns (the folded Recommender, the number of items added)."""
+    from l3ae.io.embeddings import align, read_embeddings
+    from l3ae.io.readers import read_items
+
+    rec = Recommender.load(model_path, foldable=True)
+    ids, _ = read_items(items_path, id_col, sep)
+    known = set(rec.item_ids_)
+    clash = [i for i in ids if i in known]
+    if clash:
+        raise DataFormatError(f"{len(clash)} item ids are already in the model {model_path} "
+                              f"(first: {clash[0]!r}); list only new items", path=items_path)
+    E = None
+    if rec.fold_.E is None:
+        if embeddings is not None:
+            warn(f"--embeddings ignored: model {rec.config_.model!r} does not use text; the "
+                 "new items get zero weights")
+    elif embeddings is None:
+        raise ConfigError(f"model {rec.config_.model!r} places new items by their text: pass "
+                          "--embeddings with their vectors")
+    else:
+        E_ids, E_all, meta = read_embeddings(embeddings)
+        built, theirs = json.loads(rec.encoder_) if rec.encoder_ else {}, meta["encoder"]
+        key = next((k for k in ("fingerprint", "name") if built.get(k) and theirs.get(k)), None)
+        if key and built[key] != theirs[key]:
+            raise DataFormatError(f"embedded by an encoder of {key} {theirs[key]!r}, the model "
+                                  f"{model_path} by {built[key]!r}; embed the new items with "
+                                  "the model's encoder", path=embeddings)
+        E = align(embeddings, E_ids, E_all, ids)
+        d = rec.fold_.E.shape[1]
+        if E.shape[1] != d:
+            raise DataFormatError(f"embeddings are {E.shape[1]}-d but the model {model_path} "
+                                  f"was built on {d}-d ones; embed the new items with the "
+                                  "model's encoder", path=embeddings)
+    rec.add_items(ids, E, progress=progress)
+    rec.save(out, encoder=rec.encoder_)
+    return rec, len(ids)
 
 
 def load_split(source, seed=0, train_fraction=1.0, cold_items=0.0, protocol="random"):

@@ -103,11 +103,16 @@ def _key(cfg: Config, popularity):
 
 
 def validation_scorer(split, ks=(20,)):
-    """score(B) -> {"recall@K" (loo: "hr@K"), "ndcg@K", ...} on split.validation, train items
-    masked."""
+    """score(B) -> {"recall@K" (loo: "hr@K"), "ndcg@K", ..., "tail:hr@K", ...} on
+    split.validation, train items masked; groups other than "all" are prefixed "group:"."""
     def score(B):
         top, _ = topn(split.train, B, N=max(ks), mask=split.train)
-        return split.metrics(top, split.validation, ks)
+        out = {}
+        for g, mask in split.groups().items():
+            res = split.metrics(top, split.validation, ks, mask)
+            out.update({k if g == "all" else f"{g}:{k}": v for k, v in res.items()
+                        if k != "users"})
+        return out
     return score
 
 

@@ -210,3 +210,19 @@ def test_cli_evaluate_and_tune_loo(tmp_path):
             "--model", "ease", "--metric", "recall@20", "--out", tmp_path / "x.json")
     assert r.exit_code == 2 and "hr@K" in r.output
     assert not (tmp_path / "x.json").exists()
+
+
+def test_tune_selects_on_a_group(tmp_path):
+    rng = np.random.default_rng(6)
+    p = tmp_path / "s.txt"
+    p.write_text("".join(f"{u} " + " ".join(map(str, rng.zipf(1.6, 7) % 40 + 1)) + "\n"
+                         for u in range(80)))
+    js = tmp_path / "all.json"
+    r = run("tune", "--interactions", p, "--format", "sequences", "--protocol", "loo",
+            "--model", "ease", "--grid", "reg-x=1,30,1000", "--metric", "tail:hr@10",
+            "--out", tmp_path / "b.json", "--json", js, "-q")
+    assert r.exit_code == 0, r.output
+    points = json.loads(js.read_text())
+    assert {"hr@10", "tail:hr@10", "head:ndcg@10"} <= set(points[0]["metrics"])
+    best = json.loads((tmp_path / "b.json").read_text())
+    assert best == max(points, key=lambda q: q["metrics"]["tail:hr@10"])["config"]

@@ -41,8 +41,11 @@ class Size(click.ParamType):
               help="Continue an interrupted out-of-core build from the last finished tile "
                    "column of its tile file. Same inputs and model options required: a file "
                    "made from other inputs, or damaged, is refused.")
+@click.option("--foldable", is_flag=True,
+              help="Also store what `l3ae add-items` needs to add items later without a "
+                   "rebuild (P·W·E and E: 2·n·d floats more in the file).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress on stderr.")
-def build(out, max_memory, workdir, resume, quiet, **kw):
+def build(out, max_memory, workdir, resume, foldable, quiet, **kw):
     """Build an item–item model in closed form and write it to --out.
 
     \b
@@ -51,6 +54,8 @@ def build(out, max_memory, workdir, resume, quiet, **kw):
       l3ae build --interactions ratings.csv --min-rating 4 --embeddings emb.h5 \\
                  --model l3ae --reg-x -100 --reg-e 150 --topk 200 --out model.h5
       l3ae build --interactions ratings.csv --model ease --reg-x 300 --out ease.h5
+    Ready for new items later (`l3ae add-items`), without a rebuild:
+      l3ae build --interactions ratings.csv --embeddings emb.h5 --foldable --out model.h5
     A catalog too large for memory (interrupted? rerun the same line with --resume):
       l3ae build --interactions books.csv --model ease --max-memory 12G \\
                  --workdir /scratch --out books.h5
@@ -65,8 +70,9 @@ def build(out, max_memory, workdir, resume, quiet, **kw):
                                              Path("."))
     tile_file = workdir / f"{Path(out).name}.tiles.h5"
     try:
-        rec = api.build(source, cfg, E, progress=progress_printer(quiet), max_memory=max_memory,
-                        workdir=workdir, resume=resume, tile_name=Path(out).name)
+        rec = api.build(source, cfg, E, progress=progress_printer(quiet), foldable=foldable,
+                        max_memory=max_memory, workdir=workdir, resume=resume,
+                        tile_name=Path(out).name)
     except (KeyboardInterrupt, OSError, MemoryError):
         if tile_file.exists():
             click.echo(f"\nthe tile file {tile_file} is kept: rerun the same command with "

@@ -14,11 +14,15 @@ from l3ae.io.atomic import atomic_open
 def _metric(metric, split):
     metric = metric or ("hr@10" if split.protocol == "loo" else "recall@20")
     kinds = ("hr", "ndcg") if split.protocol == "loo" else ("recall", "ndcg")
-    name, _, k = metric.partition("@")
-    if name not in kinds or not k.isdigit() or int(k) < 1:
-        raise click.BadParameter(f"{metric!r}: use {kinds[0]}@K or ndcg@K with this protocol",
-                                 param_hint="--metric")
-    return metric
+    group, _, plain = metric.rpartition(":")
+    group = group or "all"
+    name, _, k = plain.partition("@")
+    if name not in kinds or not k.isdigit() or int(k) < 1 or group not in split.groups():
+        raise click.BadParameter(
+            f"{metric!r}: use [GROUP:]{kinds[0]}@K or [GROUP:]ndcg@K with this protocol, GROUP "
+            f"one of {', '.join(g for g in split.groups() if g != 'all')}",
+            param_hint="--metric")
+    return metric.removeprefix("all:")
 
 
 @cli.command()
@@ -31,7 +35,8 @@ def _metric(metric, split):
 @click.option("--random", "n_random", type=int, default=0, help="Also try N random points "
               "(log-uniform over the grid's knobs).")
 @click.option("--metric", help="Validation metric to maximize: recall@K (random protocol) or "
-              "hr@K (loo), or ndcg@K. Default: recall@20, or hr@10 with --protocol loo.")
+              "hr@K (loo), or ndcg@K; prefix a group to select on it alone (tail:hr@10). "
+              "Default: recall@20, or hr@10 with --protocol loo.")
 @click.option("--out", required=True, type=click.Path(dir_okay=False),
               help="Best config (JSON), for `build --config` and `evaluate --config`.")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False),
