@@ -90,9 +90,9 @@ def test_dense_fold_matches_rebuild(split, name):
 
 
 @pytest.mark.parametrize("name", ["l3ae-pull", "l3ae-pull-xi", "text"])
-def test_pruned_fold_is_top_k_of_the_folded_rows(split, name):
+@pytest.mark.parametrize("topk", [7, 55])  # 55: old rows kept all n − 1 = 49 and have room
+def test_pruned_fold_is_top_k_of_the_folded_rows(split, name, topk):
     X, E_old, E_new = split
-    topk = 7
     cfg = Config.from_preset(CONFIGS[name][0], topk=topk, dtype="float64", **CONFIGS[name][1])
     w, state = build(cfg, X, E_old)
     B2, _, _, _ = fold_in(cfg, state, w.B, E_new)

@@ -42,8 +42,8 @@ a build's rows. Same selection kernel, so zeros, NaN and ties are treated alike.
 
 Shapes and dtypes: B (n, n) CSR (int64 indptr) or dense, of the model's dtype; E, PWE (n, d) of
 the model's dtype; EᵀE (d, d), s (n,) float64. Cost O(n d k) flops + O(nnz(B) + n k) to rewrite
-the rows; memory: a (block, topk + k) work block, the new rows (k, n + k) in chunks, and for dense
-B the new (n + k)² buffer beside the old one.
+the rows; memory: T (k, k), a (block, topk + k) work block, the new rows (k, n + k) in chunks of
+16 MB, and for dense B the new (n + k)² buffer beside the old one.
 """
 
 import time
@@ -118,28 +118,61 @@ def fold_state(cfg, E=None, pwe=None, popularity=()):
     return FoldState(E, np.asarray(pwe, cfg.dtype) if c1 else None, E64.T @ E64, s, mean)
 
 
-def _k_inverse(ete, reg_f):
+def _woodbury(ete, reg_f, U):
+    """(K Uᵀ (d, k), T⁻¹ (k, k)) with K = (EᵀE + λ_F I)⁻¹, T = I + U K Uᵀ; all float64.
+
+    T ⪰ I, so its inverse is well conditioned; memory O(k²) for k new items."""
     A = ete.copy()
     A.flat[:: len(A) + 1] += reg_f
-    K = np.linalg.inv(A)  # d×d, SPD and tiny
-    return (K + K.T) / 2
+    KU = np.linalg.solve(A, U.T)  # d×d SPD and tiny
+    Tinv = np.linalg.inv(np.eye(len(U)) + U @ KU)
+    return KU, (Tinv + Tinv.T) / 2
 
 
 def _merge_block(B, r0, r1, cols, k):
     """Rows r0:r1 of CSR B (n, n) with their new columns ``cols`` (r, c) appended, pruned to the
-    k largest magnitudes: (counts (r,), indices, values) in ascending column order."""
-    n, c = B.shape[1], cols.shape[1]
+    k largest magnitudes: (counts (r,), indices, values) in ascending column order.
+
+    Only rows where a new entry beats the smallest kept one (or that have room) go through the
+    top-k kernel; the others are copied: with a weak text pull that is most rows.
+    """
+    n, r = B.shape[1], r1 - r0
     lo, hi = B.indptr[r0], B.indptr[r1]
-    cnt = np.diff(B.indptr[r0:r1 + 1])
-    r = r1 - r0
-    width = int(cnt.max(initial=0)) + c
-    vals = np.zeros((r, width), B.dtype)  # padding is 0: the kernel never keeps zeros
-    idx = np.zeros((r, width), np.int64)
-    rows = np.repeat(np.arange(r), cnt)
-    pos = np.arange(hi - lo) - np.repeat(B.indptr[r0:r1] - lo, cnt)
-    vals[rows, pos], idx[rows, pos] = B.data[lo:hi], B.indices[lo:hi]
-    vals[:, width - c:], idx[:, width - c:] = cols, np.arange(n, n + c)
-    return _select(vals, idx, width, min(k, width))
+    ptr, data, ind = B.indptr[r0:r1 + 1] - lo, B.data[lo:hi], B.indices[lo:hi]
+    cnt = np.diff(ptr)
+    thr = np.zeros(r)  # a new entry enters row t iff |v| > thr_t (ties keep the older column)
+    nz = cnt > 0
+    if nz.any():  # segments between non-empty row starts are exactly those rows
+        thr[nz] = np.minimum.reduceat(np.abs(data), ptr[:-1][nz])
+    thr[cnt < k] = 0.0
+    hit = np.flatnonzero((np.abs(cols) > thr[:, None]).any(axis=1))
+    row_of = np.repeat(np.arange(r), cnt)
+    pos = np.arange(hi - lo) - np.repeat(ptr[:-1], cnt)
+    out_cnt = cnt.copy()
+    if len(hit):
+        sel = np.zeros(r, bool)
+        sel[hit] = True
+        mine = sel[row_of]  # old entries of the hit rows, padded to one block (0: never kept)
+        width = int(cnt[hit].max(initial=0)) + cols.shape[1]
+        slot = np.cumsum(sel) - 1
+        vals, idx = np.zeros((len(hit), width), B.dtype), np.zeros((len(hit), width), np.int64)
+        vals[slot[row_of[mine]], pos[mine]] = data[mine]
+        idx[slot[row_of[mine]], pos[mine]] = ind[mine]
+        vals[:, width - cols.shape[1]:] = cols[hit]
+        idx[:, width - cols.shape[1]:] = np.arange(n, n + cols.shape[1])
+        h_cnt, h_idx, h_val = _select(vals, idx, width, min(k, width))
+        out_cnt[hit] = h_cnt
+    out_ptr = np.zeros(r + 1, np.int64)
+    np.cumsum(out_cnt, out=out_ptr[1:])
+    out_idx, out_val = np.empty(out_ptr[-1], np.int64), np.empty(out_ptr[-1], B.dtype)
+    keep = ~sel[row_of] if len(hit) else slice(None)
+    dest = out_ptr[row_of[keep]] + pos[keep]
+    out_idx[dest], out_val[dest] = ind[keep], data[keep]
+    if len(hit):
+        h_row = np.repeat(hit, h_cnt)
+        dest = out_ptr[h_row] + np.arange(len(h_idx)) - np.repeat(np.cumsum(h_cnt) - h_cnt, h_cnt)
+        out_idx[dest], out_val[dest] = h_idx, h_val
+    return out_cnt, out_idx, out_val
 
 
 def _select(vals, idx, row0, k):
@@ -157,9 +190,10 @@ def _csr(parts, shape, dtype):
     cnt = np.concatenate([p[0] for p in parts])
     indptr = np.zeros(len(cnt) + 1, np.int64)
     np.cumsum(cnt, out=indptr[1:])
+    indices = np.concatenate([p[1] for p in parts])
     B = sp.csr_matrix((np.concatenate([p[2] for p in parts]).astype(dtype, copy=False),
-                       np.concatenate([p[1] for p in parts]), indptr), shape=shape, copy=False)
-    B.indptr, B.indices = indptr, np.concatenate([p[1] for p in parts])  # keep int64
+                       indices, indptr), shape=shape, copy=False)
+    B.indptr, B.indices = indptr, indices  # scipy may downcast; keep int64 for nnz > 2**31
     return B
 
 
@@ -190,10 +224,8 @@ def fold_in(cfg, state, B, E_new, *, topk=None, constraint=None, item_ids=None, 
         if E_new.shape[1:] != state.E.shape[1:]:
             raise ConfigError(f"new embeddings are {E_new.shape[1:]}-d, the model's "
                               f"{state.E.shape[1:]}-d")
-        U = np.asarray(E_new, np.float64)
-        KU = _k_inverse(state.ete, cfg.reg_f) @ U.T  # K Uᵀ (d, k)
-        Tinv = np.linalg.inv(np.eye(k) + U @ KU)
-        Tinv = (Tinv + Tinv.T) / 2
+        U = np.asarray(E_new, state.E.dtype).astype(np.float64)  # as a rebuild would see it
+        KU, Tinv = _woodbury(state.ete, cfg.reg_f, U)
         K2U = KU @ Tinv  # K' Uᵀ
         delta_new = np.diagonal(Tinv).copy()
         r = c1 * w / a + c2  # B'[j, :] = r_j C'[j, :]
@@ -225,7 +257,7 @@ def fold_in(cfg, state, B, E_new, *, topk=None, constraint=None, item_ids=None, 
             for b0 in range(0, n, block):
                 b1 = min(n, b0 + block)
                 rows[:, b0:b1] = (state.E[b0:b1] @ K2U[:, j0:j1]).T / (1 - s_old[b0:b1])
-            rows[:, n:] = (np.eye(k)[j0:j1] - Tinv[j0:j1]) / delta_new[None, :]
+            rows[:, n:] = -Tinv[j0:j1] / delta_new[None, :]  # (I − T⁻¹) off the diagonal
             rows *= r[j0:j1, None]
         rows[np.arange(j1 - j0), n + np.arange(j0, j1)] = d_new
         if dense:
@@ -235,7 +267,7 @@ def fold_in(cfg, state, B, E_new, *, topk=None, constraint=None, item_ids=None, 
         report("add-items", n + j1, n + k)
     B2 = out if dense else _csr(parts, (n + k, n + k), dtype)
     if text:
-        E_cat = np.concatenate([state.E, np.asarray(E_new, state.E.dtype)])
+        E_cat = np.concatenate([state.E, U.astype(state.E.dtype)])
         pwe = (np.concatenate([state.pwe, ((w / a)[:, None] * U).astype(state.pwe.dtype)])
                if c1 else None)
         state = FoldState(E_cat, pwe, state.ete + U.T @ U,
