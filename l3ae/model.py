@@ -67,7 +67,8 @@ class Recommender:
         ``load(path, foldable=True)``). See :mod:`l3ae.engine.foldin`.
         """
         if getattr(self, "fold_", None) is None:
-            raise ConfigError("this model holds no fold-in state: fit it with foldable=True")
+            raise ConfigError("this model holds no fold-in state: fit it with foldable=True, or "
+                              "load a model built with --foldable with load(path, foldable=True)")
         ids = [str(i) for i in item_ids]
         known = set(self.item_ids_)
         clash = next((i for i in ids if i in known), None)
