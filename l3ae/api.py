@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import csv
 import json
-import sys
 import time
 
 import numpy as np
@@ -15,8 +13,7 @@ from l3ae.evaluation import (Split, apply_regime, format_comparison,  # noqa: F4
 from l3ae.engine.models import Config
 from l3ae.errors import ConfigError, DataFormatError
 from l3ae.io import datasets
-from l3ae.io.atomic import atomic_open
-from l3ae.io.readers import read_interactions, to_csr
+from l3ae.io.readers import read_interactions
 from l3ae.model import Recommender
 
 
@@ -190,66 +187,10 @@ def evaluate(split: Split, cfg: Config, E=None, item_ids=None, ks=None, progress
     return out
 
 
-def recommend(model_path, histories, users=None, N=20, fmt="csv", out=None, warn=print):
-    """Top-N lists for users of an interactions table; writes csv/jsonl atomically to ``out``.
+def recommend(model_path, interactions, users=None, N=20, out=None, **options):
+    """Top-N lists for the users of an interactions file — every user, streamed in chunks, or
+    ``users`` in that order — written atomically to ``out`` or to stdout. Options and behaviour:
+    :func:`l3ae.batch.recommend_batch`. Returns the number of users written."""
+    from l3ae.batch import recommend_batch
 
-    Unknown items in histories are skipped (counted on stderr); users with no known items get
-    the most popular items, marked ``fallback``. Returns the number of users written.
-    """
-    rec = Recommender.load(model_path)
-    pos = {it: k for k, it in enumerate(rec.item_ids_)}
-    n = len(rec.item_ids_)
-    if users is not None:
-        have = set(histories.user_ids)
-        missing = [u for u in users if u not in have]
-        if missing:
-            warn(f"{len(missing)} requested users have no history; they get popular items "
-                 f"(first: {missing[:3]})")
-    known = np.array([pos.get(it, -1) for it in histories.item_ids], np.int64)
-    if len(known) and (known < 0).all():
-        first = ", ".join(repr(i) for i in histories.item_ids[:3])
-        raise DataFormatError(f"the model was built on another catalog: none of the "
-                              f"{len(known)} items in {histories.path} is among its {n} items "
-                              f"(first: {first})", path=model_path)
-    codes = known[histories.items]
-    unknown = int((codes < 0).sum())
-    if unknown:
-        warn(f"skipped {unknown} interactions on {int((known < 0).sum())} items the model "
-             f"does not know")
-    keep = codes >= 0
-    X = to_csr(histories.users[keep], codes[keep], (len(histories.user_ids), n))
-    uids = list(histories.user_ids)
-    if users is not None:
-        idx = {u: k for k, u in enumerate(uids)}
-        order = [idx.get(u, -1) for u in users]
-        X = sp.vstack([X[i] if i >= 0 else sp.csr_matrix((1, n)) for i in order]).tocsr()
-        uids = list(users)
-    top, scores = rec.recommend(X, N=N)
-    popular = np.argsort(-rec.popularity_, kind="stable")
-    fallback = np.diff(X.indptr) == 0
-    with atomic_open(out, newline="") if out else _stdout() as fh:
-        if fmt == "csv":
-            w = csv.writer(fh)
-            w.writerow(["user_id", "item_id", "rank", "score", "fallback"])
-        for u, uid in enumerate(uids):
-            if fallback[u]:
-                items = popular[:N]
-                sc = rec.popularity_[items].astype(np.float32)
-            else:
-                items, sc = top[u][top[u] >= 0], scores[u][top[u] >= 0]
-            if fmt == "csv":
-                for r, (i, s) in enumerate(zip(items, sc), 1):
-                    w.writerow([uid, rec.item_ids_[i], r, f"{s:.6g}", int(fallback[u])])
-            else:
-                fh.write(json.dumps({"user_id": uid, "items": [rec.item_ids_[i] for i in items],
-                                     "scores": [round(float(s), 6) for s in sc],
-                                     "fallback": bool(fallback[u])}) + "\n")
-    return len(uids)
-
-
-class _stdout:
-    def __enter__(self):
-        return sys.stdout
-
-    def __exit__(self, *exc):
-        sys.stdout.flush()
+    return recommend_batch(model_path, interactions, users, N, out, **options)

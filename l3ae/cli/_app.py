@@ -55,12 +55,13 @@ def cli():
     """
 
 
-def progress_printer(quiet=False):
-    """A progress callback(phase, done, total, info="") redrawing one stderr line on a terminal.
+def progress_printer(quiet=False, force=False):
+    """A progress callback(phase, done, total, info="") redrawing one stderr line on a terminal
+    (``force``: even when stderr is not one).
 
     ``info`` is free text shown after the percentage (the tiled solve passes GFLOP/s and ETA).
     """
-    if quiet or not sys.stderr.isatty():
+    if quiet or not (force or sys.stderr.isatty()):
         return None
 
     def report(phase, done, total, info=""):

@@ -81,52 +81,63 @@ def symmetrize_lower(a, block):
 
 
 @njit(cache=True, inline="always")
+def _ranks_above(v, j, w, k):
+    """(v, j) ranks above (w, k): a higher score, or the same score and a smaller item index.
+    A total order, so that the top-N never depends on the order items are offered in."""
+    return v > w or (v == w and j < k)
+
+
+@njit(cache=True, inline="always")
+def _sift_down(hv, hi, size, k, v, j):
+    """Place (v, j) at slot k of the min-heap hv/hi[:size] (root: the lowest-ranked entry)."""
+    while True:
+        c = 2 * k + 1
+        if c >= size:
+            break
+        if c + 1 < size and _ranks_above(hv[c], hi[c], hv[c + 1], hi[c + 1]):
+            c += 1
+        if not _ranks_above(v, j, hv[c], hi[c]):
+            break
+        hv[k] = hv[c]
+        hi[k] = hi[c]
+        k = c
+    hv[k] = v
+    hi[k] = j
+
+
+@njit(cache=True, inline="always")
 def _heap_push(hv, hi, size, cap, v, j):
-    """Min-heap of (value, index) of capacity cap; keeps the cap largest values seen."""
-    if size < cap:
-        k = size
-        size += 1
-    elif v > hv[0]:
-        k = 0
-        # sift down from the root, replacing it
-        while True:
-            c = 2 * k + 1
-            if c >= cap:
-                break
-            if c + 1 < cap and hv[c + 1] < hv[c]:
-                c += 1
-            if hv[c] >= v:
-                break
-            hv[k] = hv[c]
-            hi[k] = hi[c]
-            k = c
-        hv[k] = v
-        hi[k] = j
+    """Offer (v, j) to a heap of capacity cap that keeps the cap highest-ranked entries.
+    Returns the new size."""
+    if size == cap:
+        if _ranks_above(v, j, hv[0], hi[0]):
+            _sift_down(hv, hi, size, 0, v, j)
         return size
-    else:
-        return size
-    while k > 0:  # sift up the new leaf
+    k = size
+    while k > 0:  # sift the new leaf up
         p = (k - 1) // 2
-        if hv[p] <= v:
+        if not _ranks_above(hv[p], hi[p], v, j):
             break
         hv[k] = hv[p]
         hi[k] = hi[p]
         k = p
     hv[k] = v
     hi[k] = j
-    return size
+    return size + 1
 
 
 @njit(cache=True)
 def _drain_sorted(hv, hi, size, out_i, out_v):
-    """Write the heap's entries in descending value order (ties: smaller index first)."""
-    order = np.argsort(-hv[:size], kind="mergesort")
-    for r in range(size):
-        out_i[r] = hi[order[r]]
-        out_v[r] = hv[order[r]]
+    """Empty the heap into out_i/out_v best first; slots past ``size`` get -1 / -inf."""
     for r in range(size, out_i.shape[0]):
         out_i[r] = -1
         out_v[r] = -np.inf
+    while size > 0:  # pop the lowest-ranked entry into the last free slot
+        size -= 1
+        out_i[size] = hi[0]
+        out_v[size] = hv[0]
+        if size > 0:
+            _sift_down(hv, hi, size, 0, hv[size], hi[size])
 
 
 @njit(parallel=True, cache=True)
@@ -134,36 +145,88 @@ def topn_scores(xptr, xidx, mptr, midx, bptr, bidx, bval, bdense, use_dense, all
                 out_v):
     """Top-N items per user of score(u) = x_u B, masked items excluded.
 
-    xptr, xidx : CSR histories (m, n). mptr, midx : CSR of items to mask per user (m, n). B either CSR (bptr, bidx, bval) or dense ``bdense`` (n, n)
-    (``use_dense``). allowed : (n,) bool, False items are never returned. out_i (m, N) int64,
-    out_v (m, N) float32: filled; rows with fewer candidates than N end with -1 / -inf.
+    xptr, xidx : CSR histories (m, n). mptr, midx : CSR of items to mask per user (m, n).
+    B either CSR (bptr, bidx, bval) or dense ``bdense`` (n, n) (``use_dense``).
+    allowed : (n,) bool, False items are never returned. out_i (m, N) int64, out_v (m, N)
+    float32: filled best first (ties: the smaller item index first); rows with fewer candidates
+    than N end with -1 / -inf.
+    Sparse B: a sparse accumulator (the items the user's B rows touch, ``stamp``-marked) feeds
+    the heap, so the cost per user is the touched entries, not n; items nothing touches score
+    exactly 0 and are scanned only while the list is short or holds a score <= 0.
+    Users are dealt in blocks of 32 to at most 64 tasks, each with its own n-sized buffers.
     """
     m, N = out_i.shape
-    chunk = 32
-    nchunks = (m + chunk - 1) // chunk
-    for c in prange(nchunks):
+    block = 32
+    nblocks = (m + block - 1) // block
+    ntasks = min(nblocks, 64)
+    for t in prange(ntasks):
         s = np.zeros(n, dtype=np.float32)
+        stamp = np.full(n, -1, dtype=np.int64)
+        touched = np.empty(n, dtype=np.int64)
         hv = np.empty(N, dtype=np.float32)
         hi = np.empty(N, dtype=np.int64)
-        for u in range(c * chunk, min(m, (c + 1) * chunk)):
-            for p in range(xptr[u], xptr[u + 1]):
-                i = xidx[p]
+        for b in range(t, nblocks, ntasks):
+            for u in range(b * block, min(m, (b + 1) * block)):
+                size = 0
                 if use_dense:
-                    row = bdense[i]
+                    _score_dense(xptr, xidx, mptr, midx, bdense, u, s)
                     for j in range(n):
-                        s[j] += row[j]
+                        if allowed[j] and s[j] > -np.inf:
+                            size = _heap_push(hv, hi, size, N, s[j], j)
+                        s[j] = 0.0
                 else:
-                    for q in range(bptr[i], bptr[i + 1]):
-                        s[bidx[q]] += bval[q]
-            for p in range(mptr[u], mptr[u + 1]):
-                s[midx[p]] = -np.inf
-            size = 0
-            for j in range(n):
-                v = s[j]
-                if allowed[j] and v > -np.inf:
-                    size = _heap_push(hv, hi, size, N, v, j)
-                s[j] = 0.0
-            _drain_sorted(hv, hi, size, out_i[u], out_v[u])
+                    cnt = _score_sparse(xptr, xidx, mptr, midx, bptr, bidx, bval, u, s, stamp,
+                                        touched)
+                    for q in range(cnt):
+                        j = touched[q]
+                        if allowed[j] and s[j] > -np.inf:
+                            size = _heap_push(hv, hi, size, N, s[j], j)
+                    if size < N or hv[0] <= 0.0:
+                        for j in range(n):  # untouched items: score 0, offered in index order
+                            if size == N and (hv[0] > 0.0 or (hv[0] == 0.0 and hi[0] < j)):
+                                break
+                            if stamp[j] != u and allowed[j]:
+                                size = _heap_push(hv, hi, size, N, np.float32(0.0), j)
+                _drain_sorted(hv, hi, size, out_i[u], out_v[u])
+
+
+@njit(cache=True, inline="always")
+def _score_dense(xptr, xidx, mptr, midx, bdense, u, s):
+    """s (zeroed, n) += the rows of dense B for user u's items; masked items set to -inf."""
+    n = s.shape[0]
+    for p in range(xptr[u], xptr[u + 1]):
+        row = bdense[xidx[p]]
+        for j in range(n):
+            s[j] += row[j]
+    for p in range(mptr[u], mptr[u + 1]):
+        s[midx[p]] = -np.inf
+
+
+@njit(cache=True, inline="always")
+def _score_sparse(xptr, xidx, mptr, midx, bptr, bidx, bval, u, s, stamp, touched):
+    """Scatter the CSR rows of B for user u's items into s; masked items set to -inf.
+    An entry of s is live only where stamp == u (no reset between users); touched[:cnt] lists
+    the live entries. Returns cnt."""
+    cnt = 0
+    for p in range(xptr[u], xptr[u + 1]):
+        i = xidx[p]
+        for q in range(bptr[i], bptr[i + 1]):
+            j = bidx[q]
+            if stamp[j] != u:
+                stamp[j] = u
+                s[j] = bval[q]
+                touched[cnt] = j
+                cnt += 1
+            else:
+                s[j] += bval[q]
+    for p in range(mptr[u], mptr[u + 1]):
+        j = midx[p]
+        if stamp[j] != u:
+            stamp[j] = u
+            touched[cnt] = j
+            cnt += 1
+        s[j] = -np.inf
+    return cnt
 
 
 @njit(parallel=True, cache=True)

@@ -1,0 +1,400 @@
+"""numba kernels of batch recommend's text I/O: scan interaction lines as bytes, look item ids
+up in a hash table, format top-N lists as CSV/JSONL bytes.
+
+The scan is an accelerator, never a second parser: anything it does not handle exactly as
+:mod:`l3ae.io.readers` would (quotes, non-ASCII blanks, NUL, a lone CR, short rows, empty ids)
+stops it with a status, and the caller hands the file to the general reader, which reads it or
+reports the error with its own message.
+Byte buffers are uint8; offsets and codes int64.
+"""
+
+import numpy as np
+from numba import njit
+
+OK, SHORT_ROW, EMPTY_ID, QUOTE, ODD_BYTE, NON_ASCII_BLANK, SEQ_TABLE, SEQ_NO_ITEMS = range(8)
+_FNV_OFFSET = np.uint64(14695981039346656037)
+_FNV_PRIME = np.uint64(1099511628211)
+
+
+@njit(cache=True)
+def fnv1a(buf, a, b):
+    """64-bit FNV-1a hash of buf[a:b]."""
+    h = _FNV_OFFSET
+    for p in range(a, b):
+        h = (h ^ np.uint64(buf[p])) * _FNV_PRIME
+    return h
+
+
+@njit(cache=True)
+def hash_ranges(buf, a, b):
+    """FNV-1a of buf[a[k]:b[k]] for every k: (len(a),) uint64."""
+    out = np.empty(len(a), np.uint64)
+    for k in range(len(a)):
+        out[k] = fnv1a(buf, a[k], b[k])
+    return out
+
+
+@njit(cache=True)
+def build_table(kbuf, koff):
+    """Open-addressing table (linear probing) of the keys kbuf[koff[k]:koff[k+1]]: (size,) int64
+    of key numbers or -1, size a power of two >= 2 × keys. Keys must be distinct."""
+    nkeys = len(koff) - 1
+    size = 2
+    while size < 2 * nkeys:
+        size *= 2
+    table = np.full(size, -1, np.int64)
+    mask = np.uint64(size - 1)
+    for k in range(nkeys):
+        slot = np.int64(fnv1a(kbuf, koff[k], koff[k + 1]) & mask)
+        while table[slot] >= 0:
+            slot = (slot + 1) & (size - 1)
+        table[slot] = k
+    return table
+
+
+@njit(cache=True, inline="always")
+def _same(buf, a, b, kbuf, ka, kb):
+    if b - a != kb - ka:
+        return False
+    for p in range(b - a):
+        if buf[a + p] != kbuf[ka + p]:
+            return False
+    return True
+
+
+@njit(cache=True)
+def lookup(table, kbuf, koff, buf, a, b):
+    """Key number of buf[a:b] in a :func:`build_table` table; unknown keys give
+    -1 - (hash >> 2) (negative, distinct per key up to hash collisions: for counting them)."""
+    h = fnv1a(buf, a, b)
+    size = len(table)
+    slot = np.int64(h & np.uint64(size - 1))
+    while table[slot] >= 0:
+        k = table[slot]
+        if _same(buf, a, b, kbuf, koff[k], koff[k + 1]):
+            return k
+        slot = (slot + 1) & (size - 1)
+    return -1 - np.int64(h >> np.uint64(2))
+
+
+@njit(cache=True, inline="always")
+def _blank(c):
+    """ASCII whitespace as str.strip()/str.split() see it: \\t \\n \\v \\f \\r, \\x1c-\\x1f, space."""
+    return c == 32 or 9 <= c <= 13 or 28 <= c <= 31
+
+
+@njit(cache=True)
+def _unicode_blank(data, p, end):
+    """True when a non-ASCII whitespace character (U+0085, U+00A0, U+1680, U+2000-200A, U+2028,
+    U+2029, U+202F, U+205F, U+3000) starts at data[p]."""
+    c = data[p]
+    c1 = data[p + 1] if p + 1 < end else 0
+    c2 = data[p + 2] if p + 2 < end else 0
+    if c == 0xC2:
+        return c1 == 0x85 or c1 == 0xA0
+    if c == 0xE1:
+        return c1 == 0x9A and c2 == 0x80
+    if c == 0xE2:
+        return (c1 == 0x80 and (c2 <= 0x8A or c2 == 0xA8 or c2 == 0xA9 or c2 == 0xAF)) or \
+            (c1 == 0x81 and c2 == 0x9F)
+    if c == 0xE3:
+        return c1 == 0x80 and c2 == 0x80
+    return False
+
+
+@njit(cache=True)
+def _line_status(data, a, e, seq, delim):
+    """Bytes of line data[a:e] the scan cannot take: quotes (tables not tab-separated), NUL, a
+    CR not at the end (tables), non-ASCII whitespace. OK or the status."""
+    for p in range(a, e):
+        c = data[p]
+        if c == 0:
+            return ODD_BYTE
+        if c == 34 and not seq and delim != 9:
+            return QUOTE
+        if c == 13 and not seq and p != e - 1:
+            return ODD_BYTE
+        if c >= 0x80 and _unicode_blank(data, p, e):
+            return NON_ASCII_BLANK
+    return OK
+
+
+@njit(cache=True)
+def scan_lines(data, seq, delim, iu, ii, need, table, kbuf, koff, codes, g_line, g_ua, g_ub,
+               g_row):
+    """Scan complete lines of an interactions file (no header) into rows and user groups.
+
+    data : (L,) uint8, whole lines (the last may lack its newline). seq : sequence file (one
+    user per line: ``user item item ...``, blank-separated) instead of a table with the user in
+    field ``iu`` and the item in field ``ii`` of ``need`` or more ``delim``-separated fields.
+    table/kbuf/koff : item lookup (:func:`lookup`); an empty table skips it (codes untouched).
+    Out: codes (rows,) item numbers; per group (a run of rows of one user; every line of a
+    sequence file is a group) g_line the offset of its first line, g_ua/g_ub its user id bytes,
+    g_row its first row. Returns (rows, groups, status, offset of the line with the status).
+    """
+    L = len(data)
+    nrows = 0
+    ngroups = 0
+    pa = -1
+    pb = -1
+    a = 0
+    while a < L:
+        e = a
+        while e < L and data[e] != 10:
+            e += 1
+        st = _line_status(data, a, e, seq, delim)
+        if st != OK:
+            return nrows, ngroups, st, a
+        if seq:
+            nrows, ngroups, st = _seq_line(data, a, e, table, kbuf, koff, codes, g_line, g_ua,
+                                           g_ub, g_row, nrows, ngroups)
+            if st != OK:
+                return nrows, ngroups, st, a
+        elif e > a and not (e == a + 1 and data[a] == 13):
+            ua, ub, ia, ib, st = _table_fields(data, a, e, delim, iu, ii, need)
+            if st != OK:
+                return nrows, ngroups, st, a
+            if ngroups == 0 or not _same(data, ua, ub, data, pa, pb):
+                g_line[ngroups] = a
+                g_ua[ngroups] = ua
+                g_ub[ngroups] = ub
+                g_row[ngroups] = nrows
+                ngroups += 1
+                pa = ua
+                pb = ub
+            if len(table):
+                codes[nrows] = lookup(table, kbuf, koff, data, ia, ib)
+            nrows += 1
+        a = e + 1
+    return nrows, ngroups, OK, L
+
+
+@njit(cache=True)
+def _table_fields(data, a, e, delim, iu, ii, need):
+    """Stripped byte ranges of fields iu and ii of the table line data[a:e]."""
+    if data[e - 1] == 13:
+        e -= 1
+    f = 0
+    s = a
+    ua = ub = ia = ib = a
+    for p in range(a, e + 1):
+        if p == e or data[p] == delim:
+            if f == iu:
+                ua, ub = s, p
+            if f == ii:
+                ia, ib = s, p
+            f += 1
+            s = p + 1
+    if f < need:
+        return ua, ub, ia, ib, SHORT_ROW
+    while ua < ub and _blank(data[ua]):
+        ua += 1
+    while ub > ua and _blank(data[ub - 1]):
+        ub -= 1
+    while ia < ib and _blank(data[ia]):
+        ia += 1
+    while ib > ia and _blank(data[ib - 1]):
+        ib -= 1
+    if ua == ub or ia == ib:
+        return ua, ub, ia, ib, EMPTY_ID
+    return ua, ub, ia, ib, OK
+
+
+@njit(cache=True)
+def _seq_line(data, a, e, table, kbuf, koff, codes, g_line, g_ua, g_ub, g_row, nrows,
+              ngroups):
+    """One line ``user item item ...`` of a sequence file: a group and its rows."""
+    p = a
+    tok = 0
+    while True:
+        while p < e and _blank(data[p]):
+            p += 1
+        if p >= e:
+            break
+        s = p
+        while p < e and not _blank(data[p]):
+            p += 1
+        if tok == 0:
+            for q in range(s, p):
+                if data[q] == 44 or data[q] == 59:  # ',' ';': a table read as sequences
+                    return nrows, ngroups, SEQ_TABLE
+            g_line[ngroups] = a
+            g_ua[ngroups] = s
+            g_ub[ngroups] = p
+            g_row[ngroups] = nrows
+        else:
+            if len(table):
+                codes[nrows] = lookup(table, kbuf, koff, data, s, p)
+            nrows += 1
+        tok += 1
+    if tok == 1:
+        return nrows, ngroups, SEQ_NO_ITEMS
+    return nrows, ngroups + (tok > 0), OK
+
+
+@njit(cache=True, inline="always")
+def _put(buf, p, src, a, b):
+    for q in range(a, b):
+        buf[p] = src[q]
+        p += 1
+    return p
+
+
+@njit(cache=True, inline="always")
+def _put_text(buf, p, text):
+    for c in text:
+        buf[p] = ord(c)
+        p += 1
+    return p
+
+
+@njit(cache=True)
+def _put_int(buf, p, v):
+    """Decimal digits of the int v >= 0."""
+    div = 1
+    while div * 10 <= v:
+        div *= 10
+    while div:
+        buf[p] = 48 + v // div % 10
+        p += 1
+        div //= 10
+    return p
+
+
+@njit(cache=True)
+def put_g6(buf, p, v):
+    """Write float v like Python's ``"%.6g" % v`` (6 significant digits, shortest form) into
+    buf at p; returns the new end. Rounding is half-even on the float64 value scaled by a power of
+    ten, exact wherever the scaled value is (scores in everyday ranges); tested against Python."""
+    x = np.float64(v)
+    if x != x:
+        return _put_text(buf, p, "nan")
+    if x < 0 or (x == 0 and np.signbit(x)):
+        buf[p] = 45
+        p += 1
+        x = -x
+    if x == np.inf:
+        return _put_text(buf, p, "inf")
+    if x == 0:
+        buf[p] = 48
+        return p + 1
+    e = int(np.floor(np.log10(x)))
+    m = _digits6(x, e)
+    if m >= 1000000:  # log10 was low, or rounding carried into a seventh digit
+        e += 1
+        m = _digits6(x, e)
+    elif m < 100000:
+        e -= 1
+        m = _digits6(x, e)
+    nd = 6  # significant digits left once trailing zeros go
+    while nd > 1 and m % 10 == 0:
+        m //= 10
+        nd -= 1
+    if e < -4 or e >= 6:  # d.ddddde±XX
+        p = _put_digits(buf, p, m, nd, 1)
+        buf[p] = 101
+        buf[p + 1] = 45 if e < 0 else 43
+        p += 2
+        if abs(e) < 10:
+            buf[p] = 48
+            p += 1
+        return _put_int(buf, p, abs(e))
+    if e < 0:  # 0.000ddd
+        p = _put_text(buf, p, "0.")
+        for _ in range(-e - 1):
+            buf[p] = 48
+            p += 1
+        return _put_int(buf, p, m)
+    if nd <= e + 1:  # an integer: the digits, then zeros
+        p = _put_int(buf, p, m)
+        for _ in range(e + 1 - nd):
+            buf[p] = 48
+            p += 1
+        return p
+    return _put_digits(buf, p, m, nd, e + 1)
+
+
+@njit(cache=True)
+def _put_digits(buf, p, m, nd, point):
+    """The nd digits of m with a decimal point after the first ``point`` (point < nd)."""
+    div = 1
+    for _ in range(nd - 1):
+        div *= 10
+    for k in range(nd):
+        if k == point:
+            buf[p] = 46
+            p += 1
+        buf[p] = 48 + m // div % 10
+        p += 1
+        div //= 10
+    return p
+
+
+_POW10 = 10.0 ** np.arange(23)  # exact in float64
+
+
+@njit(cache=True)
+def _digits6(x, e):
+    """round(x / 10**(e-5)) half-even: the 6 significant digits of x when 10**e <= x."""
+    k = 5 - e
+    while k > 22:  # 10**k is exact in float64 up to 1e22: scale in steps
+        x *= 1e22
+        k -= 22
+    while k < -22:
+        x /= 1e22
+        k += 22
+    return np.int64(np.rint(x * _POW10[k] if k >= 0 else x / _POW10[-k]))
+
+
+@njit(cache=True)
+def format_lists(items, scores, fallback, ubuf, uoff, kbuf, koff, jsonl, buf):
+    """Top-N lists as CSV rows ``user,item,rank,score,fallback`` or JSONL objects into buf.
+
+    items (m, N) int64 (-1: no more), scores (m, N) float32, fallback (m,) bool; user u's field
+    is ubuf[uoff[u]:uoff[u+1]], item k's kbuf[koff[k]:koff[k+1]], both already quoted for the
+    format. buf must hold the result (see :func:`bound`). Returns the bytes used.
+    """
+    m, N = items.shape
+    p = 0
+    for u in range(m):
+        fb = fallback[u]
+        if jsonl:
+            p = _put_text(buf, p, '{"user_id": ')
+            p = _put(buf, p, ubuf, uoff[u], uoff[u + 1])
+            p = _put_text(buf, p, ', "items": [')
+            for r in range(N):
+                k = items[u, r]
+                if k < 0:
+                    break
+                if r:
+                    p = _put_text(buf, p, ", ")
+                p = _put(buf, p, kbuf, koff[k], koff[k + 1])
+            p = _put_text(buf, p, '], "scores": [')
+            for r in range(N):
+                if items[u, r] < 0:
+                    break
+                if r:
+                    p = _put_text(buf, p, ", ")
+                p = put_g6(buf, p, scores[u, r])
+            p = _put_text(buf, p, '], "fallback": true}\n' if fb else
+                          '], "fallback": false}\n')
+            continue
+        for r in range(N):
+            k = items[u, r]
+            if k < 0:
+                break
+            p = _put(buf, p, ubuf, uoff[u], uoff[u + 1])
+            buf[p] = 44
+            p = _put(buf, p + 1, kbuf, koff[k], koff[k + 1])
+            buf[p] = 44
+            p = _put_int(buf, p + 1, r + 1)
+            buf[p] = 44
+            p = put_g6(buf, p + 1, scores[u, r])
+            p = _put_text(buf, p, ",1\n" if fb else ",0\n")
+    return p
+
+
+def bound(m, N, user_bytes, item_max):
+    """Upper bound of :func:`format_lists`' output for m users with user_bytes of user fields
+    in all and item fields of at most item_max bytes (a score takes at most 13 bytes)."""
+    return N * user_bytes + m * N * (item_max + 32) + m * 64
