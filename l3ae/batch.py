@@ -11,6 +11,7 @@ histories read whole. No math here.
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -80,41 +81,66 @@ def recommend_batch(model, interactions, users=None, N=20, out=None, out_format=
 
     model : a model file or a fitted :class:`Recommender`. users : ids in output order, or a
     file of them (one per line, optional header user_id); default: every user of the file, in
-    file order. Items the model does not know are skipped (counted
-    on ``warn``); a user with no known item gets the most popular allowed items, fallback=1.
+    file order. Items the model does not know are skipped (counted on ``warn``); a user with no
+    known item gets the most popular allowed items, fallback=1.
     progress : callback(phase, done, total, info). Returns the number of users written.
     """
     rec = model if isinstance(model, Recommender) else Recommender.load(model)
     if isinstance(users, (str, Path)):
         users = read_id_list(users, "user_id")
     allowed = allowed_items(rec.item_ids_, exclude, candidates, warn)
-    popular = np.argsort(-rec.popularity_, kind="stable")
-    popular = popular[allowed[popular]][:N]
-    pop_items = np.full(N, -1, np.int64)
-    pop_items[:len(popular)] = popular
-    pop_scores = np.full(N, -np.inf, np.float32)
-    pop_scores[:len(popular)] = rec.popularity_[popular]
     source = histories(interactions, rec.item_ids_, users, fmt, user_col, item_col, sep, chunk,
                        warn)
     if not source.known_any:
         raise DataFormatError(f"the model was built on another catalog: none of the items in "
                               f"{interactions} is among its {len(rec.item_ids_)} items",
                               path=model if isinstance(model, (str, Path)) else None)
-    skipped, unknown_items, done, t0 = 0, set(), 0, time.perf_counter()
     with open_sink(out) as fh:
         writer = TopListWriter(fh, rec.item_ids_, jsonl=output_format(out, out_format) == "jsonl")
+        done, skipped, unknown_items = _score_all(source, rec, allowed, N, writer, progress)
+    if skipped:
+        warn(f"skipped {skipped} interactions on {unknown_items} items the model does not know")
+    return done
+
+
+def _score_all(source, rec, allowed, N, writer, progress):
+    """Score every chunk of ``source`` and write it; returns (users, skipped interactions,
+    distinct unknown items). The kernel scores chunk k+1 in a worker thread (numba, no GIL)
+    while this thread writes chunk k and reads chunk k+2: I/O hides behind the scoring."""
+    pop_items, pop_scores = _popular(rec, allowed, N)
+    skipped, unknown_items, done, t0 = 0, set(), 0, time.perf_counter()
+
+    def emit(uids, X, job):
+        nonlocal done
+        items, scores = job.result()
+        fallback = np.diff(X.indptr) == 0
+        items[fallback], scores[fallback] = pop_items, pop_scores
+        writer.write(uids, items, scores, fallback)
+        done += len(uids)
+        if progress:
+            rate = done / max(time.perf_counter() - t0, 1e-9)
+            progress("recommend", done, source.total, f"{rate:,.0f} users/s")
+
+    with ThreadPoolExecutor(1) as pool:
+        pending = None
         for uids, X, unknown in source:
             skipped += len(unknown)
             unknown_items.update(np.unique(unknown).tolist())
-            items, scores = topn(X, rec.B_, N, allowed=allowed)
-            fallback = np.diff(X.indptr) == 0
-            items[fallback], scores[fallback] = pop_items, pop_scores
-            writer.write(uids, items, scores, fallback)
-            done += len(uids)
-            if progress:
-                rate = done / max(time.perf_counter() - t0, 1e-9)
-                progress("recommend", done, source.total, f"{rate:,.0f} users/s")
-    if skipped:
-        warn(f"skipped {skipped} interactions on {len(unknown_items)} items the model does not "
-             f"know")
-    return done
+            job = pool.submit(topn, X, rec.B_, N, allowed=allowed)
+            if pending:
+                emit(*pending)
+            pending = uids, X, job
+        if pending:
+            emit(*pending)
+    return done, skipped, len(unknown_items)
+
+
+def _popular(rec, allowed, N):
+    """The fallback list: (items (N,) int64, -1 padded; scores (N,) float32, the popularity)."""
+    popular = np.argsort(-rec.popularity_, kind="stable")
+    popular = popular[allowed[popular]][:N]
+    items = np.full(N, -1, np.int64)
+    items[:len(popular)] = popular
+    scores = np.full(N, -np.inf, np.float32)
+    scores[:len(popular)] = rec.popularity_[popular]
+    return items, scores

@@ -140,7 +140,7 @@ def _drain_sorted(hv, hi, size, out_i, out_v):
             _sift_down(hv, hi, size, 0, hv[size], hi[size])
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, nogil=True)
 def topn_scores(xptr, xidx, mptr, midx, bptr, bidx, bval, bdense, use_dense, allowed, n, out_i,
                 out_v):
     """Top-N items per user of score(u) = x_u B, masked items excluded.
@@ -150,10 +150,11 @@ def topn_scores(xptr, xidx, mptr, midx, bptr, bidx, bval, bdense, use_dense, all
     allowed : (n,) bool, False items are never returned. out_i (m, N) int64, out_v (m, N)
     float32: filled best first (ties: the smaller item index first); rows with fewer candidates
     than N end with -1 / -inf.
-    Sparse B: a sparse accumulator (the items the user's B rows touch, ``stamp``-marked) feeds
-    the heap, so the cost per user is the touched entries, not n; items nothing touches score
-    exactly 0 and are scanned only while the list is short or holds a score <= 0.
-    Users are dealt in blocks of 32 to at most 64 tasks, each with its own n-sized buffers.
+    Sparse B: a sparse accumulator (:func:`_scatter_sparse`) lists the items the user's rows of
+    B touch, and only those are offered to the heap, so the cost per user is the touched entries,
+    not n; items nothing touches score exactly 0 and are scanned only while the list is short or
+    holds a score <= 0. Users are dealt in blocks of 32 to at most 64 tasks, each with its own
+    n-sized buffers.
     """
     m, N = out_i.shape
     block = 32
@@ -161,7 +162,6 @@ def topn_scores(xptr, xidx, mptr, midx, bptr, bidx, bval, bdense, use_dense, all
     ntasks = min(nblocks, 64)
     for t in prange(ntasks):
         s = np.zeros(n, dtype=np.float32)
-        stamp = np.full(n, -1, dtype=np.int64)
         touched = np.empty(n, dtype=np.int64)
         hv = np.empty(N, dtype=np.float32)
         hi = np.empty(N, dtype=np.int64)
@@ -174,19 +174,27 @@ def topn_scores(xptr, xidx, mptr, midx, bptr, bidx, bval, bdense, use_dense, all
                         if allowed[j] and s[j] > -np.inf:
                             size = _heap_push(hv, hi, size, N, s[j], j)
                         s[j] = 0.0
-                else:
-                    cnt = _score_sparse(xptr, xidx, mptr, midx, bptr, bidx, bval, u, s, stamp,
-                                        touched)
-                    for q in range(cnt):
-                        j = touched[q]
-                        if allowed[j] and s[j] > -np.inf:
-                            size = _heap_push(hv, hi, size, N, s[j], j)
-                    if size < N or hv[0] <= 0.0:
-                        for j in range(n):  # untouched items: score 0, offered in index order
-                            if size == N and (hv[0] > 0.0 or (hv[0] == 0.0 and hi[0] < j)):
-                                break
-                            if stamp[j] != u and allowed[j]:
-                                size = _heap_push(hv, hi, size, N, np.float32(0.0), j)
+                    _drain_sorted(hv, hi, size, out_i[u], out_v[u])
+                    continue
+                need = mptr[u + 1] - mptr[u]
+                for p in range(xptr[u], xptr[u + 1]):
+                    need += bptr[xidx[p] + 1] - bptr[xidx[p]]
+                if need > len(touched):
+                    touched = np.empty(need, dtype=np.int64)
+                cnt = _scatter_sparse(xptr, xidx, mptr, midx, bptr, bidx, bval, u, s, touched)
+                for q in range(cnt):  # offered items turn -inf, so a repeat is not offered
+                    j = touched[q]
+                    if allowed[j] and s[j] > -np.inf:
+                        size = _heap_push(hv, hi, size, N, s[j], j)
+                        s[j] = -np.inf
+                if size < N or hv[0] <= 0.0:
+                    for j in range(n):  # untouched items: score 0, offered in index order
+                        if size == N and (hv[0] > 0.0 or (hv[0] == 0.0 and hi[0] < j)):
+                            break
+                        if s[j] == 0.0 and allowed[j]:
+                            size = _heap_push(hv, hi, size, N, np.float32(0.0), j)
+                for q in range(cnt):
+                    s[touched[q]] = 0.0
                 _drain_sorted(hv, hi, size, out_i[u], out_v[u])
 
 
@@ -203,28 +211,27 @@ def _score_dense(xptr, xidx, mptr, midx, bdense, u, s):
 
 
 @njit(cache=True, inline="always")
-def _score_sparse(xptr, xidx, mptr, midx, bptr, bidx, bval, u, s, stamp, touched):
-    """Scatter the CSR rows of B for user u's items into s; masked items set to -inf.
-    An entry of s is live only where stamp == u (no reset between users); touched[:cnt] lists
-    the live entries. Returns cnt."""
+def _scatter_sparse(xptr, xidx, mptr, midx, bptr, bidx, bval, u, s, touched):
+    """s (zeroed, n) += the CSR rows of B for user u's items; masked items set to -inf.
+
+    touched[:cnt] (cnt returned) lists every item made nonzero, each at least once: an item is
+    listed when it is hit while its sum is 0 (so again if a sum cancels to exactly 0), and
+    masked items are listed too, so that zeroing s at touched[:cnt] restores s. touched must
+    hold the user's B entries plus mask entries. No marker array: fewer cache lines per hit.
+    """
     cnt = 0
     for p in range(xptr[u], xptr[u + 1]):
         i = xidx[p]
         for q in range(bptr[i], bptr[i + 1]):
             j = bidx[q]
-            if stamp[j] != u:
-                stamp[j] = u
-                s[j] = bval[q]
-                touched[cnt] = j
-                cnt += 1
-            else:
-                s[j] += bval[q]
+            v = s[j]
+            touched[cnt] = j
+            cnt += v == 0.0
+            s[j] = v + bval[q]
     for p in range(mptr[u], mptr[u + 1]):
         j = midx[p]
-        if stamp[j] != u:
-            stamp[j] = u
-            touched[cnt] = j
-            cnt += 1
+        touched[cnt] = j
+        cnt += 1
         s[j] = -np.inf
     return cnt
 
