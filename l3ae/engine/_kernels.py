@@ -151,10 +151,10 @@ def topn_scores(xptr, xidx, mptr, midx, bptr, bidx, bval, bdense, use_dense, all
     float32: filled best first (ties: the smaller item index first); rows with fewer candidates
     than N end with -1 / -inf.
     Sparse B: a sparse accumulator (:func:`_scatter_sparse`) lists the items the user's rows of
-    B touch, and only those are offered to the heap, so the cost per user is the touched entries,
-    not n; items nothing touches score exactly 0 and are scanned only while the list is short or
-    holds a score <= 0. Users are dealt in blocks of 32 to at most 64 tasks, each with its own
-    n-sized buffers.
+    B touch, and only those are offered to the heap (:func:`_offer_touched`), so the cost per user
+    is the touched entries, not n; items nothing touches score exactly 0 and are scanned only
+    while the list is short or holds a score <= 0. bidx may be int32 or int64.
+    Users are dealt in blocks of 32 to at most 64 tasks, each with its own n-sized buffers.
     """
     m, N = out_i.shape
     block = 32
@@ -163,6 +163,7 @@ def topn_scores(xptr, xidx, mptr, midx, bptr, bidx, bval, bdense, use_dense, all
     for t in prange(ntasks):
         s = np.zeros(n, dtype=np.float32)
         touched = np.empty(n, dtype=np.int64)
+        vals = np.empty(n, dtype=np.float32)
         hv = np.empty(N, dtype=np.float32)
         hi = np.empty(N, dtype=np.int64)
         for b in range(t, nblocks, ntasks):
@@ -181,12 +182,9 @@ def topn_scores(xptr, xidx, mptr, midx, bptr, bidx, bval, bdense, use_dense, all
                     need += bptr[xidx[p] + 1] - bptr[xidx[p]]
                 if need > len(touched):
                     touched = np.empty(need, dtype=np.int64)
+                    vals = np.empty(need, dtype=np.float32)
                 cnt = _scatter_sparse(xptr, xidx, mptr, midx, bptr, bidx, bval, u, s, touched)
-                for q in range(cnt):  # offered items turn -inf, so a repeat is not offered
-                    j = touched[q]
-                    if allowed[j] and s[j] > -np.inf:
-                        size = _heap_push(hv, hi, size, N, s[j], j)
-                        s[j] = -np.inf
+                size = _offer_touched(s, touched, vals, cnt, allowed, hv, hi)
                 if size < N or hv[0] <= 0.0:
                     for j in range(n):  # untouched items: score 0, offered in index order
                         if size == N and (hv[0] > 0.0 or (hv[0] == 0.0 and hi[0] < j)):
@@ -196,6 +194,29 @@ def topn_scores(xptr, xidx, mptr, midx, bptr, bidx, bval, bdense, use_dense, all
                 for q in range(cnt):
                     s[touched[q]] = 0.0
                 _drain_sorted(hv, hi, size, out_i[u], out_v[u])
+
+
+@njit(cache=True, inline="always")
+def _offer_touched(s, touched, vals, cnt, allowed, hv, hi):
+    """Offer the items touched[:cnt] with their scores s to an empty heap hv/hi; returns its
+    size. Each offered item's s turns -inf: a repeat in touched is not offered twice, and the
+    scan for untouched items (s == 0) skips it.
+    The scores are gathered first (independent loads overlap), then tested against the heap's
+    lowest entry inline: most items stop there, before any call."""
+    N = len(hv)
+    for q in range(cnt):
+        j = touched[q]
+        vals[q] = s[j]
+        s[j] = -np.inf
+    size = 0
+    for q in range(cnt):
+        v = vals[q]
+        if size == N and not v >= hv[0]:  # also drops NaN
+            continue
+        j = touched[q]
+        if v > -np.inf and allowed[j]:
+            size = _heap_push(hv, hi, size, N, v, j)
+    return size
 
 
 @njit(cache=True, inline="always")

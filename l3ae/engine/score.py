@@ -28,16 +28,19 @@ def topn(X, B, N=20, allowed=None, mask=None):
     out_v = np.empty((m, N), np.float32)
     if m == 0 or N == 0:
         return out_i, out_v
-    xptr, xidx = X.indptr.astype(np.int64), X.indices.astype(np.int64)
+    xptr, xidx = X.indptr.astype(np.int64), X.indices.astype(np.int64, copy=False)
+    mptr, midx = mask.indptr.astype(np.int64), mask.indices.astype(np.int64, copy=False)
     if sp.issparse(B):
-        B = sp.csr_matrix(B)
-        bptr, bidx = B.indptr.astype(np.int64), B.indices.astype(np.int64)
-        bval = B.data.astype(np.float32)
+        B = B if B.format == "csr" else sp.csr_matrix(B)
+        # no copies of a large B per call: int32 column indices go to the kernel as they are
+        bptr, bval = B.indptr.astype(np.int64), B.data.astype(np.float32, copy=False)
+        bidx = B.indices
+        if bidx.dtype != np.int32:
+            bidx = bidx.astype(np.int64, copy=False)
         dense, use_dense = np.zeros((1, 1), np.float32), False
     else:
         bptr, bidx, bval = np.zeros(1, np.int64), np.zeros(1, np.int64), np.zeros(1, np.float32)
         dense, use_dense = np.ascontiguousarray(B, dtype=np.float32), True
-    mptr, midx = mask.indptr.astype(np.int64), mask.indices.astype(np.int64)
-    _kernels.topn_scores(xptr, xidx, mptr, midx, bptr, bidx, bval, dense, use_dense, allowed, n, out_i,
-                         out_v)
+    _kernels.topn_scores(xptr, xidx, mptr, midx, bptr, bidx, bval, dense, use_dense, allowed, n,
+                         out_i, out_v)
     return out_i, out_v

@@ -79,7 +79,7 @@ def lookup(table, kbuf, koff, buf, a, b):
 
 @njit(cache=True, inline="always")
 def _blank(c):
-    """ASCII whitespace as str.strip()/str.split() see it: \\t \\n \\v \\f \\r, \\x1c-\\x1f, space."""
+    """ASCII whitespace as str.strip()/str.split() see it: \\t \\n \\v \\f \\r \\x1c-\\x1f space."""
     return c == 32 or 9 <= c <= 13 or 28 <= c <= 31
 
 
