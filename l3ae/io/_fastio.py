@@ -8,6 +8,8 @@ reports the error with its own message.
 Byte buffers are uint8; offsets and codes int64.
 """
 
+import math
+
 import numpy as np
 from numba import njit
 
@@ -240,25 +242,43 @@ def _put(buf, p, src, a, b):
     return p
 
 
+def _const(text):
+    return np.frombuffer(text.encode("ascii"), np.uint8)
+
+
+# literal bytes, as module constants (numba freezes global arrays into the compiled code)
+_NAN, _INF, _ZERO_POINT = _const("nan"), _const("inf"), _const("0.")
+_J_USER, _J_ITEMS, _J_SEP = _const('{"user_id": '), _const(', "items": ['), _const(", ")
+_J_SCORES, _J_TRUE = _const('], "scores": ['), _const('], "fallback": true}\n')
+_J_FALSE, _C_TRUE, _C_FALSE = _const('], "fallback": false}\n'), _const(",1\n"), _const(",0\n")
+
+
 @njit(cache=True, inline="always")
 def _put_text(buf, p, text):
     for c in text:
-        buf[p] = ord(c)
+        buf[p] = c
         p += 1
     return p
 
 
 @njit(cache=True)
 def _put_int(buf, p, v):
-    """Decimal digits of the int v >= 0."""
-    div = 1
-    while div * 10 <= v:
-        div *= 10
-    while div:
-        buf[p] = 48 + v // div % 10
-        p += 1
-        div //= 10
-    return p
+    """Decimal digits of the int v >= 0, written right to left (division by a constant only)."""
+    nd = 1
+    t = v
+    while t >= 10:
+        t //= 10
+        nd += 1
+    q = p + nd
+    for _ in range(nd):
+        q -= 1
+        buf[q] = 48 + v % 10
+        v //= 10
+    return p + nd
+
+
+# 1e-330 … 1e310 (inf): for the exponent estimate only
+_P10 = np.array([float(f"1e{k}") for k in range(-330, 311)])
 
 
 @njit(cache=True)
@@ -268,17 +288,19 @@ def put_g6(buf, p, v):
     ten, exact wherever the scaled value is (scores in everyday ranges); tested against Python."""
     x = np.float64(v)
     if x != x:
-        return _put_text(buf, p, "nan")
+        return _put_text(buf, p, _NAN)
     if x < 0 or (x == 0 and np.signbit(x)):
         buf[p] = 45
         p += 1
         x = -x
     if x == np.inf:
-        return _put_text(buf, p, "inf")
+        return _put_text(buf, p, _INF)
     if x == 0:
         buf[p] = 48
         return p + 1
-    e = int(np.floor(np.log10(x)))
+    e = int(np.floor((math.frexp(x)[1] - 1) * 0.30102999566398120))  # log10(x) or one less
+    if x >= _P10[e + 331]:
+        e += 1
     m = _digits6(x, e)
     if m >= 1000000:  # log10 was low, or rounding carried into a seventh digit
         e += 1
@@ -300,7 +322,7 @@ def put_g6(buf, p, v):
             p += 1
         return _put_int(buf, p, abs(e))
     if e < 0:  # 0.000ddd
-        p = _put_text(buf, p, "0.")
+        p = _put_text(buf, p, _ZERO_POINT)
         for _ in range(-e - 1):
             buf[p] = 48
             p += 1
@@ -316,18 +338,14 @@ def put_g6(buf, p, v):
 
 @njit(cache=True)
 def _put_digits(buf, p, m, nd, point):
-    """The nd digits of m with a decimal point after the first ``point`` (point < nd)."""
-    div = 1
-    for _ in range(nd - 1):
-        div *= 10
-    for k in range(nd):
-        if k == point:
-            buf[p] = 46
-            p += 1
-        buf[p] = 48 + m // div % 10
-        p += 1
-        div //= 10
-    return p
+    """The nd digits of m with a decimal point after the first ``point`` (none if point >= nd)."""
+    if point >= nd:
+        return _put_int(buf, p, m)
+    for k in range(nd - 1, -1, -1):
+        buf[p + k + (k >= point)] = 48 + m % 10
+        m //= 10
+    buf[p + point] = 46
+    return p + nd + 1
 
 
 _POW10 = 10.0 ** np.arange(23)  # exact in float64
@@ -359,25 +377,24 @@ def format_lists(items, scores, fallback, ubuf, uoff, kbuf, koff, jsonl, buf):
     for u in range(m):
         fb = fallback[u]
         if jsonl:
-            p = _put_text(buf, p, '{"user_id": ')
+            p = _put_text(buf, p, _J_USER)
             p = _put(buf, p, ubuf, uoff[u], uoff[u + 1])
-            p = _put_text(buf, p, ', "items": [')
+            p = _put_text(buf, p, _J_ITEMS)
             for r in range(N):
                 k = items[u, r]
                 if k < 0:
                     break
                 if r:
-                    p = _put_text(buf, p, ", ")
+                    p = _put_text(buf, p, _J_SEP)
                 p = _put(buf, p, kbuf, koff[k], koff[k + 1])
-            p = _put_text(buf, p, '], "scores": [')
+            p = _put_text(buf, p, _J_SCORES)
             for r in range(N):
                 if items[u, r] < 0:
                     break
                 if r:
-                    p = _put_text(buf, p, ", ")
+                    p = _put_text(buf, p, _J_SEP)
                 p = put_g6(buf, p, scores[u, r])
-            p = _put_text(buf, p, '], "fallback": true}\n' if fb else
-                          '], "fallback": false}\n')
+            p = _put_text(buf, p, _J_TRUE if fb else _J_FALSE)
             continue
         for r in range(N):
             k = items[u, r]
@@ -390,7 +407,7 @@ def format_lists(items, scores, fallback, ubuf, uoff, kbuf, koff, jsonl, buf):
             p = _put_int(buf, p + 1, r + 1)
             buf[p] = 44
             p = put_g6(buf, p + 1, scores[u, r])
-            p = _put_text(buf, p, ",1\n" if fb else ",0\n")
+            p = _put_text(buf, p, _C_TRUE if fb else _C_FALSE)
     return p
 
 
