@@ -104,8 +104,8 @@ def run(args):
                 owner += [label] * len(cs)
             ks = (20,)
 
-            def scorer(B):
-                return score(B, split, ks)
+            def scorer(B, cfg):
+                return score(B, split, ks, recency=cfg.recency)
 
             t = time.perf_counter()
             res = tune.sweep(configs, split.train, scorer, E)

@@ -177,7 +177,7 @@ def evaluate(split: Split, cfg: Config, E=None, item_ids=None, ks=None, progress
         weights = {"test": again.B_}
         timings["refit"] = again.timings_["total"]
     t = time.perf_counter()
-    out = score(rec.B_, split, ks, weights=weights)
+    out = score(rec.B_, split, ks, weights=weights, recency=cfg.recency)
     out["timings"] = dict(timings, evaluate=time.perf_counter() - t)
     out["config"] = rec.config_.to_dict()
     m, n = split.train.shape

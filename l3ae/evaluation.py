@@ -33,6 +33,8 @@ class Split:
 
     protocol : "random" or "loo" (see the module docstring). head : (n,) bool fixed by the
     protocol (loo), or None for the 20% most popular items by train count.
+    ages : {"validation"|"test": (m, n) CSR} on the pattern of that target's history, 1 + the
+    item's age (0 = the most recent) when histories are ordered (loo); else None.
     """
 
     train: sp.csr_matrix
@@ -41,6 +43,7 @@ class Split:
     cold: np.ndarray | None = None
     protocol: str = "random"
     head: np.ndarray | None = None
+    ages: dict | None = None
 
     @property
     def ks(self):
@@ -63,6 +66,18 @@ class Split:
         test_history = known if self.protocol == "loo" else self.train
         return (("validation", self.validation, self.train, self.train),
                 ("test", self.test, test_history, known))
+
+    def history(self, name, recency=1.0):
+        """The history a target ranks from; items weigh ``recency ** age`` when < 1."""
+        history = dict((t[0], t[2]) for t in self.targets())[name]
+        if recency == 1.0:
+            return history
+        if self.ages is None:
+            raise ConfigError("recency < 1 needs ordered histories: --interactions FILE "
+                              "--format sequences --protocol loo")
+        weighted = self.ages[name].copy()
+        weighted.data = (recency ** (weighted.data - 1)).astype(np.float32)
+        return weighted
 
     def metrics(self, top, truth, ks=None, item_mask=None):
         """:func:`ranking_metrics` under this protocol's names (loo: one target, hr@K)."""
@@ -92,11 +107,27 @@ def loo_split(inter, head_fraction=0.2) -> Split:
     back = count[users] - 1 - (np.arange(len(users)) - start[users])  # 0 = last event
     parts = [back >= 2, back == 1, back == 0]
     train, validation, test = (to_csr(users[p], items[p], (m, n)) for p in parts)
+    ages = {"validation": _ages(users, items, back - 2, (m, n)),
+            "test": _ages(users, items, back - 1, (m, n))}
     # codes follow first appearance, so a stable sort breaks ties exactly as FAERec's Counter
     freq = np.bincount(items, minlength=n)
     head = np.zeros(n, bool)
     head[np.argsort(-freq, kind="stable")[:int(n * head_fraction)]] = True
-    return Split(train, validation, test, protocol="loo", head=head)
+    return Split(train, validation, test, protocol="loo", head=head, ages=ages)
+
+
+def _ages(users, items, age, shape):
+    """(m, n) CSR of 1 + the age of each item's most recent event with age >= 0."""
+    keep = age >= 0
+    users, items, age = users[keep], items[keep], age[keep]
+    first = np.lexsort((age, items, users))
+    key = users[first] * shape[1] + items[first]
+    first = first[np.r_[True, key[1:] != key[:-1]]]
+    A = sp.csr_matrix(((age[first] + 1).astype(np.float32), (users[first], items[first])),
+                      shape=shape)
+    A.indptr = A.indptr.astype(np.int64)
+    A.indices = A.indices.astype(np.int64)
+    return A
 
 
 def random_split(users, items, shape, seed=0):
@@ -129,18 +160,21 @@ def apply_regime(split: Split, train_fraction=1.0, cold_items=0.0, seed=0) -> Sp
         train = _keep_fraction(train, train_fraction, seed + 104729)
     train = to_csr(*sp.coo_matrix(train).nonzero(), train.shape) if train is not split.train \
         else train
-    return Split(train, split.validation, split.test, cold, split.protocol, split.head)
+    ages = split.ages if train is split.train else None  # a thinned train has other ages
+    return Split(train, split.validation, split.test, cold, split.protocol, split.head, ages)
 
 
-def score(B, split: Split, ks=None, which=("validation", "test"), weights=None):
+def score(B, split: Split, ks=None, which=("validation", "test"), weights=None, recency=1.0):
     """{"validation"|"test": {group: {"recall@K" (loo: "hr@K"), "ndcg@K", "users"}}} of weights
-    B on a split. weights : {"validation"|"test": B} overrides B per target (a refit)."""
+    B on a split. weights : {"validation"|"test": B} overrides B per target (a refit).
+    recency : history items weigh recency ** age (ordered histories)."""
     ks = ks or split.ks
     groups = split.groups()
     out = {}
-    for name, truth, history, mask in split.targets():
+    for name, truth, _, mask in split.targets():
         if name not in which:
             continue
+        history = split.history(name, recency)
         top, _ = topn(history, (weights or {}).get(name, B), N=max(ks), mask=mask)
         out[name] = {g: split.metrics(top, truth, ks, m) for g, m in groups.items()}
     return out

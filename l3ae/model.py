@@ -6,7 +6,7 @@
 >>> rec.add_items(["new1", "new2"], E_new)                # (2, d): no rebuild
 """
 
-from dataclasses import asdict
+from dataclasses import asdict, fields
 
 import numpy as np
 import scipy.sparse as sp
@@ -28,15 +28,14 @@ class Recommender:
     """
 
     def __init__(self, model="l3ae", *, reg_x=None, reg_e=None, reg_f=None, dropout=None,
-                 xi=None, pull=None, pull_power=None, alpha=None, topk=None, dtype=None):
+                 xi=None, pull=None, pull_power=None, alpha=None, topk=None, dtype=None,
+                 recency=None):
         self.model, self.reg_x, self.reg_e, self.reg_f = model, reg_x, reg_e, reg_f
         self.dropout, self.xi, self.pull, self.pull_power = dropout, xi, pull, pull_power
-        self.alpha, self.topk, self.dtype = alpha, topk, dtype
+        self.alpha, self.topk, self.dtype, self.recency = alpha, topk, dtype, recency
 
     def get_params(self):
-        names = ["reg_x", "reg_e", "reg_f", "dropout", "xi", "pull", "pull_power", "alpha",
-                 "topk", "dtype"]
-        return {k: getattr(self, k) for k in names}
+        return {f.name: getattr(self, f.name) for f in fields(Config) if f.name != "model"}
 
     def fit(self, X, E=None, item_ids=None, progress=None, foldable=False, **solver):
         """Learn B from X (m, n) binary CSR and, for text-aware presets, E (n, d) embeddings.

@@ -6,7 +6,7 @@ RLAE/additive at λ, L3AE at λ_X + λ_E = λ for any λ_E, ξ, λ_F — shares 
 are grouped by a and each P is computed once and dropped. Phase 1 is cheap (O(n d²)) and redone.
 
 Grids name Config fields (``reg_x``, ``reg_e``, ``reg_f``, ``dropout``, ``xi``, ``alpha``,
-``pull_power``) or ``total`` (= λ_X + λ_E: sets reg_x = total − reg_e), which is the
+``pull_power``, ``recency``) or ``total`` (= λ_X + λ_E: sets reg_x = total − reg_e), which is the
 parametrization that makes L3AE sweeps reuse P.
 """
 
@@ -39,7 +39,7 @@ GRIDS = {
 # log-uniform ranges for random search
 RANGES = {"reg_x": (3.0, 3000.0), "total": (3.0, 3000.0), "reg_e": (3.0, 10000.0),
           "reg_f": (0.03, 300.0), "dropout": (0.05, 0.7), "xi": (0.01, 0.8),
-          "alpha": (0.01, 3.0), "pull_power": (0.1, 1.0)}
+          "alpha": (0.01, 3.0), "pull_power": (0.1, 1.0), "recency": (0.3, 1.0)}
 
 
 def parse_grid(specs):
@@ -103,10 +103,11 @@ def _key(cfg: Config, popularity):
 
 
 def validation_scorer(split, ks=(20,)):
-    """score(B) -> {"recall@K" (loo: "hr@K"), "ndcg@K", ..., "tail:hr@K", ...} on
+    """score(B, cfg) -> {"recall@K" (loo: "hr@K"), "ndcg@K", ..., "tail:hr@K", ...} on
     split.validation, train items masked; groups other than "all" are prefixed "group:"."""
-    def score(B):
-        top, _ = topn(split.train, B, N=max(ks), mask=split.train)
+    def score(B, cfg=None):
+        history = split.history("validation", cfg.recency if cfg else 1.0)
+        top, _ = topn(history, B, N=max(ks), mask=split.train)
         out = {}
         for g, mask in split.groups().items():
             res = split.metrics(top, split.validation, ks, mask)
@@ -117,11 +118,12 @@ def validation_scorer(split, ks=(20,)):
 
 
 def sweep(configs, train, score, E=None, progress=None):
-    """Fit every config on ``train`` (m, n) CSR and ``score(B) -> dict`` it.
+    """Fit every config on ``train`` (m, n) CSR and ``score(B, config) -> dict`` it.
 
     Returns [{"config", "metrics", "seconds", "shared"}] in the order given; ``shared`` is True
-    when the point reused another point's factorization. A config the solver refuses (e.g. a
-    total ridge <= 0 for some item) gets ``metrics=None`` and its reason in ``error``.
+    when the point reused another point's factorization. Points that differ only in scoring
+    knobs (recency) share B itself. A config the solver refuses (e.g. a total ridge <= 0 for
+    some item) gets ``metrics=None`` and its reason in ``error``.
     """
     popularity = np.asarray(train.sum(axis=0)).ravel()
     results = [None] * len(configs)
@@ -132,7 +134,8 @@ def sweep(configs, train, score, E=None, progress=None):
         groups.setdefault(key, []).append(i)
     done = 0
     for key, idx in groups.items():
-        inv = None
+        inv, weights_of = None, (None, None)
+        idx.sort(key=lambda i: repr(configs[i].replace(recency=1.0)))  # equal B back to back
         for rank, i in enumerate(idx):
             cfg = configs[i]
             t = time.perf_counter()
@@ -141,7 +144,10 @@ def sweep(configs, train, score, E=None, progress=None):
                 raise ConfigError(f"model {cfg.model!r} needs item embeddings")
             Ed = None if E is None else np.asarray(E, dtype)
             try:
-                if cfg.model == "text":
+                same = cfg.replace(recency=1.0)
+                if weights_of[0] == same:
+                    B = weights_of[1]
+                elif cfg.model == "text":
                     B = text_weights(Ed, cfg.reg_f, cfg.topk).B
                 else:
                     reg_e = cfg.reg_e if cfg.model == "l3ae" else 0.0
@@ -160,7 +166,8 @@ def sweep(configs, train, score, E=None, progress=None):
                         topk=cfg.topk).B
                     if active is not None:
                         B = expand(B, active, train.shape[1])
-                results[i] = {"config": cfg, "metrics": score(B),
+                weights_of = (same, B)
+                results[i] = {"config": cfg, "metrics": score(B, cfg),
                               "seconds": time.perf_counter() - t, "shared": rank > 0}
             except ConfigError as exc:
                 results[i] = {"config": cfg, "metrics": None, "error": str(exc),

@@ -59,7 +59,7 @@ def test_tune_sweep_reduces_and_matches_fit():
     X, empty = with_empty_items(seed=2)
     configs = [Config.from_preset("ease", reg_x=lam, topk=0, dtype="float64") for lam in (5, 50)]
     seen = []
-    tune.sweep(configs, X, lambda B: seen.append(B) or {"recall@20": 0.0})
+    tune.sweep(configs, X, lambda B, cfg: seen.append(B) or {"recall@20": 0.0})
     for cfg, B in zip(configs, seen):
         np.testing.assert_allclose(B, fit_weights(cfg, X).B, atol=1e-10)
         assert B.shape == (X.shape[1],) * 2 and not B[empty].any()

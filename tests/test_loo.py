@@ -226,3 +226,50 @@ def test_tune_selects_on_a_group(tmp_path):
     assert {"hr@10", "tail:hr@10", "head:ndcg@10"} <= set(points[0]["metrics"])
     best = json.loads((tmp_path / "b.json").read_text())
     assert best == max(points, key=lambda q: q["metrics"]["tail:hr@10"])["config"]
+
+
+def test_recency_weights_history_by_age(tmp_path):
+    """score = Σ_t recency^age(t) B[item_t]: the latest item weighs 1, the one before γ, …;
+    a repeated item counts at its latest position."""
+    rng = np.random.default_rng(4)
+    n, gamma = 25, 0.5
+    seqs = [list(rng.choice(n, rng.integers(3, 9))) for _ in range(70)]  # repeats allowed
+    p = tmp_path / "s.txt"
+    p.write_text("".join(f"u{u} " + " ".join(f"i{i}" for i in s) + "\n"
+                         for u, s in enumerate(seqs)))
+    inter = read_interactions(p, fmt="sequences")
+    code = {it: k for k, it in enumerate(inter.item_ids)}
+    split = loo_split(inter)
+    cfg = Config.from_preset("ease", reg_x=10.0, topk=0, dtype="float64", recency=gamma)
+    res = api.evaluate(split, cfg)
+    flat_ = api.evaluate(split, cfg.replace(recency=1.0))
+
+    def history(cut):
+        H = np.zeros((len(seqs), inter.shape[1]))
+        for u, s in enumerate(seqs):
+            past = s[:len(s) - cut]
+            for age, i in enumerate(reversed(past)):
+                j = code[f"i{i}"]
+                H[u, j] = max(H[u, j], gamma ** age)
+        return H
+
+    train = (history(2) > 0).astype(float)
+    B = dense_ease(train, 10.0)
+    for name, cut, target in (("validation", 2, -2), ("test", 1, -1)):
+        H = history(cut)
+        hr, nd = reference_hr(B, H, [code[f"i{s[target]}"] for s in seqs], 10)
+        assert res[name]["all"]["hr@10"] == pytest.approx(hr, abs=1e-12)
+        assert res[name]["all"]["ndcg@10"] == pytest.approx(nd, abs=1e-9)
+    assert res["test"]["all"] != flat_["test"]["all"]  # the knob does something here
+
+
+def test_recency_refused_without_order(tmp_path):
+    r = run("evaluate", "--interactions", tmp_path / "missing.csv", "--recency", "0.5")
+    assert r.exit_code == 2
+    p = tmp_path / "r.csv"
+    p.write_text("user_id,item_id\n" + "".join(f"u{u},i{(u * 7 + k) % 13}\n"
+                                               for u in range(30) for k in range(5)))
+    r = run("evaluate", "--interactions", p, "--model", "ease", "--recency", "0.5")
+    assert r.exit_code == 2 and "ordered histories" in r.output
+    r = run("evaluate", "--interactions", p, "--model", "ease", "--recency", "1.5")
+    assert r.exit_code == 2 and "recency must be in (0, 1]" in r.output

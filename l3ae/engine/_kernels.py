@@ -141,11 +141,12 @@ def _drain_sorted(hv, hi, size, out_i, out_v):
 
 
 @njit(parallel=True, cache=True, nogil=True)
-def topn_scores(xptr, xidx, mptr, midx, bptr, bidx, bval, bdense, use_dense, allowed, n, out_i,
-                out_v):
+def topn_scores(xptr, xidx, xval, mptr, midx, bptr, bidx, bval, bdense, use_dense, allowed, n,
+                out_i, out_v):
     """Top-N items per user of score(u) = x_u B, masked items excluded.
 
-    xptr, xidx : CSR histories (m, n). mptr, midx : CSR of items to mask per user (m, n).
+    xptr, xidx, xval : CSR histories (m, n), xval float32 weights (ones: binary histories).
+    mptr, midx : CSR of items to mask per user (m, n).
     B either CSR (bptr, bidx, bval) or dense ``bdense`` (n, n) (``use_dense``).
     allowed : (n,) bool, False items are never returned. out_i (m, N) int64, out_v (m, N)
     float32: filled best first (ties: the smaller item index first); rows with fewer candidates
@@ -170,7 +171,7 @@ def topn_scores(xptr, xidx, mptr, midx, bptr, bidx, bval, bdense, use_dense, all
             for u in range(b * block, min(m, (b + 1) * block)):
                 size = 0
                 if use_dense:
-                    _score_dense(xptr, xidx, mptr, midx, bdense, u, s)
+                    _score_dense(xptr, xidx, xval, mptr, midx, bdense, u, s)
                     for j in range(n):
                         if allowed[j] and s[j] > -np.inf:
                             size = _heap_push(hv, hi, size, N, s[j], j)
@@ -183,7 +184,8 @@ def topn_scores(xptr, xidx, mptr, midx, bptr, bidx, bval, bdense, use_dense, all
                 if need > len(touched):
                     touched = np.empty(need, dtype=np.int64)
                     vals = np.empty(need, dtype=np.float32)
-                cnt = _scatter_sparse(xptr, xidx, mptr, midx, bptr, bidx, bval, u, s, touched)
+                cnt = _scatter_sparse(xptr, xidx, xval, mptr, midx, bptr, bidx, bval, u, s,
+                                      touched)
                 size = _offer_touched(s, touched, vals, cnt, allowed, hv, hi)
                 if size < N or hv[0] <= 0.0:
                     for j in range(n):  # untouched items: score 0, offered in index order
@@ -220,20 +222,23 @@ def _offer_touched(s, touched, vals, cnt, allowed, hv, hi):
 
 
 @njit(cache=True, inline="always")
-def _score_dense(xptr, xidx, mptr, midx, bdense, u, s):
-    """s (zeroed, n) += the rows of dense B for user u's items; masked items set to -inf."""
+def _score_dense(xptr, xidx, xval, mptr, midx, bdense, u, s):
+    """s (zeroed, n) += the rows of dense B for user u's items, times their weights; masked
+    items set to -inf."""
     n = s.shape[0]
     for p in range(xptr[u], xptr[u + 1]):
         row = bdense[xidx[p]]
+        w = xval[p]
         for j in range(n):
-            s[j] += row[j]
+            s[j] += w * row[j]
     for p in range(mptr[u], mptr[u + 1]):
         s[midx[p]] = -np.inf
 
 
 @njit(cache=True, inline="always")
-def _scatter_sparse(xptr, xidx, mptr, midx, bptr, bidx, bval, u, s, touched):
-    """s (zeroed, n) += the CSR rows of B for user u's items; masked items set to -inf.
+def _scatter_sparse(xptr, xidx, xval, mptr, midx, bptr, bidx, bval, u, s, touched):
+    """s (zeroed, n) += the CSR rows of B for user u's items, times their weights; masked items
+    set to -inf.
 
     touched[:cnt] (cnt returned) lists every item made nonzero, each at least once: an item is
     listed when it is hit while its sum is 0 (so again if a sum cancels to exactly 0), and
@@ -243,12 +248,13 @@ def _scatter_sparse(xptr, xidx, mptr, midx, bptr, bidx, bval, u, s, touched):
     cnt = 0
     for p in range(xptr[u], xptr[u + 1]):
         i = xidx[p]
+        w = xval[p]
         for q in range(bptr[i], bptr[i + 1]):
             j = bidx[q]
             v = s[j]
             touched[cnt] = j
             cnt += v == 0.0
-            s[j] = v + bval[q]
+            s[j] = v + w * bval[q]
     for p in range(mptr[u], mptr[u + 1]):
         j = midx[p]
         touched[cnt] = j

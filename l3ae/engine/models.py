@@ -55,6 +55,9 @@ class Config:
     alpha: float = 0.0
     topk: int = 500
     dtype: str = "float32"
+    # scoring: a history item of age t (0 = the most recent) weighs recency**t; ordered
+    # histories only (sequence files), 1 = every item alike
+    recency: float = 1.0
 
     @classmethod
     def from_preset(cls, model, **overrides):
@@ -82,6 +85,8 @@ class Config:
             raise ConfigError(f"dropout must be in [0, 1), got {self.dropout}")
         if self.xi < 0:
             raise ConfigError(f"xi must be >= 0, got {self.xi}")
+        if not 0 < self.recency <= 1:
+            raise ConfigError(f"recency must be in (0, 1], got {self.recency}")
 
     @property
     def needs_text(self):

@@ -1,6 +1,7 @@
 """Scoring: score(u) = x_u B with seen items masked, top-N per user (numba, parallel over users).
 
-B : (n, n) CSR (pruned) or dense ndarray. X : (m, n) CSR histories.
+B : (n, n) CSR (pruned) or dense ndarray. X : (m, n) CSR histories; their values weigh B's rows
+(ones for binary histories, recency**age for recency-weighted ones).
 Returns items (m, N) int64 (−1 pads) and scores (m, N) float32, best first.
 """
 
@@ -29,6 +30,7 @@ def topn(X, B, N=20, allowed=None, mask=None):
     if m == 0 or N == 0:
         return out_i, out_v
     xptr, xidx = X.indptr.astype(np.int64), X.indices.astype(np.int64, copy=False)
+    xval = X.data.astype(np.float32, copy=False)
     mptr, midx = mask.indptr.astype(np.int64), mask.indices.astype(np.int64, copy=False)
     if sp.issparse(B):
         B = B if B.format == "csr" else sp.csr_matrix(B)
@@ -41,6 +43,6 @@ def topn(X, B, N=20, allowed=None, mask=None):
     else:
         bptr, bidx, bval = np.zeros(1, np.int64), np.zeros(1, np.int64), np.zeros(1, np.float32)
         dense, use_dense = np.ascontiguousarray(B, dtype=np.float32), True
-    _kernels.topn_scores(xptr, xidx, mptr, midx, bptr, bidx, bval, dense, use_dense, allowed, n,
+    _kernels.topn_scores(xptr, xidx, xval, mptr, midx, bptr, bidx, bval, dense, use_dense, allowed, n,
                          out_i, out_v)
     return out_i, out_v
