@@ -98,8 +98,11 @@ def child(mode, m, n, N, seed, model, inter, out):
     """One measurement in this process: {"seconds", "users"} (+ "agree" for dense)."""
     if mode == "e2e":  # the command itself, in a process of its own below this one
         t = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "l3ae", "recommend", model, "--interactions", inter,
-                        "--all", "-n", str(N), "--out", out, "-q"], check=True)
+        r = subprocess.run([sys.executable, "-m", "l3ae", "recommend", model, "--interactions",
+                            inter, "--all", "-n", str(N), "--out", out, "-q"],
+                           stderr=subprocess.PIPE, text=True)
+        if r.returncode:
+            raise SystemExit(f"l3ae recommend failed: {r.stderr}")
         return {"seconds": time.perf_counter() - t, "users": m}
     from l3ae.engine.score import topn
     from l3ae.model import Recommender

@@ -56,12 +56,18 @@ def allowed_items(item_ids, exclude=None, candidates=None, warn=print):
 
 
 def histories(path, item_ids, users=None, fmt="table", user_col="user_id",
-              item_col="item_id", sep=None, chunk=CHUNK, warn=print):
+              item_col="item_id", sep=None, chunk=CHUNK, recency=1.0, warn=print):
     """Chunks of (user_ids, X, unknown) of an interactions file: streamed when every user is
-    wanted and the file allows it, else read whole (saying why on ``warn``)."""
+    wanted and the file allows it, else read whole (saying why on ``warn``). recency < 1: items
+    weigh recency ** age in ordered histories (sequence files)."""
+    if recency != 1.0 and fmt != "sequences":
+        warn(f"the model weighs history items by recency ({recency}), which needs ordered "
+             f"histories (--format sequences): every item of {path} weighs 1")
+        recency = 1.0
     if users is None:
         try:
-            return stream_chunks(path, item_ids, fmt, user_col, item_col, sep, chunk)
+            return stream_chunks(path, item_ids, fmt, user_col, item_col, sep, chunk,
+                                 recency=recency)
         except NotStreamable as why:
             warn(f"{path}: {why}: reading the whole file (memory grows with it)")
     hist = read_interactions(path, user_col, item_col, sep=sep, fmt=fmt)
@@ -71,7 +77,7 @@ def histories(path, item_ids, users=None, fmt="table", user_col="user_id",
         if missing:
             warn(f"{len(missing)} requested users have no history; they get popular items "
                  f"(first: {missing[:3]})")
-    return memory_chunks(hist, item_ids, users, chunk)
+    return memory_chunks(hist, item_ids, users, chunk, recency)
 
 
 def recommend_batch(model, interactions, users=None, N=20, out=None, out_format=None,
@@ -82,7 +88,8 @@ def recommend_batch(model, interactions, users=None, N=20, out=None, out_format=
     model : a model file or a fitted :class:`Recommender`. users : ids in output order, or a
     file of them (one per line, optional header user_id); default: every user of the file, in
     file order. Items the model does not know are skipped (counted on ``warn``); a user with no
-    known item gets the most popular allowed items, fallback=1.
+    known item gets the most popular allowed items, fallback=1. A model with recency < 1
+    weighs the items of sequence files by recency ** age (0 = the latest).
     progress : callback(phase, done, total, info). Returns the number of users written.
     """
     rec = model if isinstance(model, Recommender) else Recommender.load(model)
@@ -90,7 +97,7 @@ def recommend_batch(model, interactions, users=None, N=20, out=None, out_format=
         users = read_id_list(users, "user_id")
     allowed = allowed_items(rec.item_ids_, exclude, candidates, warn)
     source = histories(interactions, rec.item_ids_, users, fmt, user_col, item_col, sep, chunk,
-                       warn)
+                       rec.config_.recency, warn)
     if not source.known_any:
         raise DataFormatError(f"the model was built on another catalog: none of the items in "
                               f"{interactions} is among its {len(rec.item_ids_)} items",

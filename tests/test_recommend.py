@@ -3,6 +3,7 @@ sparse-accumulator kernel and the score formatter — each against an independen
 (dense float64 numpy scoring, Python's csv/json/"%.6g")."""
 
 import csv
+import dataclasses
 import io
 import json
 
@@ -224,6 +225,54 @@ def test_quoted_fields_fall_back_to_the_csv_reader(model, tmp_path):
     b = run("recommend", path, "--interactions", quoted, "-n", "5")
     assert b.exit_code == 0 and "quoted fields: reading the whole file" in b.stderr
     assert b.stdout == a.stdout
+
+
+def test_recency_weighs_sequence_items_by_age_streamed_or_not(model, tmp_path):
+    path, ratings = model
+    rec = Recommender.load(path)
+    rec.config_ = dataclasses.replace(rec.config_, recency=0.5)
+    weighted = tmp_path / "m05.h5"
+    rec.save(weighted)
+    seqs = {u: items for u, items in histories(ratings).items()}
+    seqs["u1"] = seqs["u1"] + ["zz", seqs["u1"][0]]  # a repeat: its latest event counts
+    seq = tmp_path / "s.txt"
+    seq.write_text("".join(f"{u} {' '.join(i)}\n" for u, i in seqs.items()))
+    B = rec.B_.toarray().astype(np.float64)
+    ref = {}
+    for user, items in seqs.items():
+        x = np.zeros(N_ITEMS)
+        for age, item in enumerate(reversed(items)):  # age 0: the latest event
+            if item != "zz" and x[int(item[1:])] == 0:
+                x[int(item[1:])] = 0.5 ** age
+        s = x @ B
+        s[x > 0] = -np.inf
+        order = np.lexsort((np.arange(N_ITEMS), -s))[:4]
+        ref[user] = [(f"i{j}", s[j]) for j in order if s[j] > -np.inf]
+    del ref["ghost"]
+    (tmp_path / "u.txt").write_text("\n".join(ref) + "\n")
+    for extra in ([], ["--users", tmp_path / "u.txt"]):
+        r = run("recommend", weighted, "--interactions", seq, "--format", "sequences", "-n", "4",
+                *extra)
+        assert r.exit_code == 0, r.output
+        got = parse_csv(r.stdout)
+        got.pop("ghost", None)
+        assert_same_lists(got, ref)
+    r = run("recommend", weighted, "--interactions", ratings, "-n", "4")
+    assert "needs ordered histories" in r.stderr
+    assert parse_csv(r.stdout) == parse_csv(run("recommend", path, "--interactions", ratings,
+                                                "-n", "4").stdout)
+
+
+def test_bad_sequence_files_get_the_readers_errors(model, tmp_path):
+    path, ratings = model
+    twice = tmp_path / "twice.txt"
+    twice.write_text("u1 i1 i2\nu2 i3\nu1 i4\n")
+    r = run("recommend", path, "--interactions", twice, "--format", "sequences")
+    assert r.exit_code == 2
+    assert r.stderr.strip().splitlines()[-1].endswith("twice.txt:3: user 'u1' again (first on "
+                                                      "line 1)")
+    r = run("recommend", path, "--interactions", ratings, "--format", "sequences")
+    assert r.exit_code == 2 and "is this a table (--format table)?" in r.stderr
 
 
 def test_out_format_from_the_suffix_unless_given(model, tmp_path):

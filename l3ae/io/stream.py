@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import scipy.sparse as sp
 
 from l3ae.errors import DataFormatError
 from l3ae.io import _fastio
@@ -70,6 +71,8 @@ class _Layout:
 
 
 def _layout(path, fmt, user_col, item_col, sep):
+    if fmt not in ("table", "sequences"):
+        raise NotStreamable(f"format {fmt!r}")
     if fmt == "sequences":
         with open(path, "rb") as fh:
             bom = fh.read(3) == b"\xef\xbb\xbf"
@@ -138,8 +141,8 @@ class stream_chunks:
     """
 
     def __init__(self, path, item_ids, fmt="table", user_col="user_id", item_col="item_id",
-                 sep=None, chunk=8192, block=BLOCK):
-        self.path, self.chunk, self.block = path, chunk, block
+                 sep=None, chunk=8192, block=BLOCK, recency=1.0):
+        self.path, self.chunk, self.block, self.recency = path, chunk, block, recency
         self.lay = _layout(path, fmt, user_col, item_col, sep)
         self.items, self.n = IdTable.of(item_ids), len(item_ids)
         hashes, lookup = [], [self.items]  # items are looked up until one is known
@@ -175,14 +178,31 @@ class stream_chunks:
         r = int(ln[:k].sum())
         lens[:], codes[:] = [ln[k:]], [cd[r:]]
         head, uids[:] = uids[:k], uids[k:]
-        return head, *_chunk_matrix(ln[:k], cd[:r], self.n)
+        users, cd = np.repeat(np.arange(k), ln[:k]), cd[:r]
+        return head, histories_matrix(users, cd, (k, self.n), self.recency), cd[cd < 0]
 
 
-def _chunk_matrix(lens, codes, n):
-    """(X (k, n) binary CSR, unknown codes) of k users' rows of item codes."""
-    users = np.repeat(np.arange(len(lens)), lens)
+def histories_matrix(users, codes, shape, recency=1.0):
+    """X (m, n) CSR of (user, item code) events, codes < 0 skipped: binary, or with
+    ``recency < 1`` (ordered events: each user's in time order, oldest first) recency ** age,
+    age 0 for the user's latest event, of the item's latest event."""
     known = codes >= 0
-    return to_csr(users[known], codes[known], (len(lens), n)), codes[~known]
+    if recency == 1.0:
+        return to_csr(users[known], codes[known], shape)
+    order = np.argsort(users, kind="stable")
+    count = np.bincount(users, minlength=shape[0])
+    start = np.cumsum(count) - count
+    age = np.empty(len(users), np.int64)
+    age[order] = count[users[order]] - 1 - (np.arange(len(users)) - start[users[order]])
+    users, codes, age = users[known], codes[known], age[known]
+    latest = np.lexsort((age, codes, users))
+    key = users[latest] * shape[1] + codes[latest]
+    latest = latest[np.r_[True, key[1:] != key[:-1]]]
+    X = sp.csr_matrix(((recency ** age[latest]).astype(np.float32),
+                       (users[latest], codes[latest])), shape=shape)
+    X.sort_indices()
+    X.indptr, X.indices = X.indptr.astype(np.int64), X.indices.astype(np.int64)
+    return X
 
 
 class memory_chunks:
@@ -192,7 +212,7 @@ class memory_chunks:
     every user of the histories.
     """
 
-    def __init__(self, hist, item_ids, users=None, chunk=8192):
+    def __init__(self, hist, item_ids, users=None, chunk=8192, recency=1.0):
         pos = {it: k for k, it in enumerate(item_ids)}
         known = np.array([pos.get(it, -1) for it in hist.item_ids], np.int64)
         self.known_any = bool((known >= 0).any())
@@ -200,7 +220,7 @@ class memory_chunks:
         keep = codes >= 0
         m = len(hist.user_ids)
         # row m stays empty: the history of a requested user the file does not have
-        self.X = to_csr(hist.users[keep], codes[keep], (m + 1, len(item_ids)))
+        self.X = histories_matrix(hist.users, codes, (m + 1, len(item_ids)), recency)
         self.unknown = -1 - hist.items[~keep]  # reported with the first chunk
         self.uids, self.rows = list(hist.user_ids), np.arange(m)
         if users is not None:
