@@ -46,7 +46,8 @@ def recommend(model, interactions, fmt, user_col, item_col, sep, all_users, user
     {"user_id", "items", "scores", "fallback"}. Items the model does not know are skipped
     (counted on stderr); a user with no known item gets the most popular allowed items, with
     fallback=1. --exclude and --candidates act inside the ranking: lists stay N long while
-    enough allowed items are left.
+    enough allowed items are left. A model built with --recency weighs the items of a sequence
+    file by recency^age (0 = the latest).
 
     Users are scored and written in chunks, so memory stays flat in the number of users when
     each user's rows of --interactions are contiguous (files grouped or sorted by user, as

@@ -189,17 +189,21 @@ def _table_fields(data, a, e, delim, iu, ii, need):
             s = p + 1
     if f < need:
         return ua, ub, ia, ib, SHORT_ROW
-    while ua < ub and _blank(data[ua]):
-        ua += 1
-    while ub > ua and _blank(data[ub - 1]):
-        ub -= 1
-    while ia < ib and _blank(data[ia]):
-        ia += 1
-    while ib > ia and _blank(data[ib - 1]):
-        ib -= 1
+    ua, ub = _strip(data, ua, ub)
+    ia, ib = _strip(data, ia, ib)
     if ua == ub or ia == ib:
         return ua, ub, ia, ib, EMPTY_ID
     return ua, ub, ia, ib, OK
+
+
+@njit(cache=True, inline="always")
+def _strip(data, a, b):
+    """data[a:b] without blanks at either end, as (a, b)."""
+    while a < b and _blank(data[a]):
+        a += 1
+    while b > a and _blank(data[b - 1]):
+        b -= 1
+    return a, b
 
 
 @njit(cache=True)
@@ -255,10 +259,7 @@ _J_FALSE, _C_TRUE, _C_FALSE = _const('], "fallback": false}\n'), _const(",1\n"),
 
 @njit(cache=True, inline="always")
 def _put_text(buf, p, text):
-    for c in text:
-        buf[p] = c
-        p += 1
-    return p
+    return _put(buf, p, text, 0, len(text))
 
 
 @njit(cache=True)
