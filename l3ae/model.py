@@ -29,10 +29,11 @@ class Recommender:
 
     def __init__(self, model="l3ae", *, reg_x=None, reg_e=None, reg_f=None, dropout=None,
                  xi=None, pull=None, pull_power=None, alpha=None, topk=None, dtype=None,
-                 recency=None):
+                 recency=None, debias=None):
         self.model, self.reg_x, self.reg_e, self.reg_f = model, reg_x, reg_e, reg_f
         self.dropout, self.xi, self.pull, self.pull_power = dropout, xi, pull, pull_power
         self.alpha, self.topk, self.dtype, self.recency = alpha, topk, dtype, recency
+        self.debias = debias
 
     def get_params(self):
         return {f.name: getattr(self, f.name) for f in fields(Config) if f.name != "model"}

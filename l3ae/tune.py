@@ -6,7 +6,7 @@ RLAE/additive at λ, L3AE at λ_X + λ_E = λ for any λ_E, ξ, λ_F — shares 
 are grouped by a and each P is computed once and dropped. Phase 1 is cheap (O(n d²)) and redone.
 
 Grids name Config fields (``reg_x``, ``reg_e``, ``reg_f``, ``dropout``, ``xi``, ``alpha``,
-``pull_power``, ``recency``) or ``total`` (= λ_X + λ_E: sets reg_x = total − reg_e), which is the
+``pull_power``, ``recency``, ``debias``) or ``total`` (= λ_X + λ_E: sets reg_x = total − reg_e), which is the
 parametrization that makes L3AE sweeps reuse P.
 """
 
@@ -17,7 +17,7 @@ import time
 
 import numpy as np
 
-from l3ae.engine.models import Config, active_items, expand, pull_weights
+from l3ae.engine.models import Config, active_items, debias_columns, expand, pull_weights
 from l3ae.engine.score import topn
 from l3ae.engine.solve import factorize, text_weights, weights_from_inverse
 from l3ae.errors import ConfigError
@@ -39,7 +39,7 @@ GRIDS = {
 # log-uniform ranges for random search
 RANGES = {"reg_x": (3.0, 3000.0), "total": (3.0, 3000.0), "reg_e": (3.0, 10000.0),
           "reg_f": (0.03, 300.0), "dropout": (0.05, 0.7), "xi": (0.01, 0.8),
-          "alpha": (0.01, 3.0), "pull_power": (0.1, 1.0), "recency": (0.3, 1.0)}
+          "alpha": (0.01, 3.0), "pull_power": (0.1, 1.0), "recency": (0.3, 1.0), "debias": (0.05, 1.0)}
 
 
 def parse_grid(specs):
@@ -117,12 +117,17 @@ def validation_scorer(split, ks=(20,)):
     return score
 
 
+def _solved(cfg):
+    """The part of a config the solve sees: points equal here share B itself."""
+    return cfg.replace(recency=1.0, debias=0.0)
+
+
 def sweep(configs, train, score, E=None, progress=None):
     """Fit every config on ``train`` (m, n) CSR and ``score(B, config) -> dict`` it.
 
     Returns [{"config", "metrics", "seconds", "shared"}] in the order given; ``shared`` is True
-    when the point reused another point's factorization. Points that differ only in scoring
-    knobs (recency) share B itself. A config the solver refuses (e.g. a total ridge <= 0 for
+    when the point reused another point's factorization. Points that differ only in recency or
+    debias share B itself. A config the solver refuses (e.g. a total ridge <= 0 for
     some item) gets ``metrics=None`` and its reason in ``error``.
     """
     popularity = np.asarray(train.sum(axis=0)).ravel()
@@ -135,7 +140,7 @@ def sweep(configs, train, score, E=None, progress=None):
     done = 0
     for key, idx in groups.items():
         inv, weights_of = None, (None, None)
-        idx.sort(key=lambda i: repr(configs[i].replace(recency=1.0)))  # equal B back to back
+        idx.sort(key=lambda i: repr(_solved(configs[i])))  # equal B back to back
         for rank, i in enumerate(idx):
             cfg = configs[i]
             t = time.perf_counter()
@@ -144,7 +149,7 @@ def sweep(configs, train, score, E=None, progress=None):
                 raise ConfigError(f"model {cfg.model!r} needs item embeddings")
             Ed = None if E is None else np.asarray(E, dtype)
             try:
-                same = cfg.replace(recency=1.0)
+                same = _solved(cfg)
                 if weights_of[0] == same:
                     B = weights_of[1]
                 elif cfg.model == "text":
@@ -167,6 +172,7 @@ def sweep(configs, train, score, E=None, progress=None):
                     if active is not None:
                         B = expand(B, active, train.shape[1])
                 weights_of = (same, B)
+                B = debias_columns(B, popularity, cfg.debias)
                 results[i] = {"config": cfg, "metrics": score(B, cfg),
                               "seconds": time.perf_counter() - t, "shared": rank > 0}
             except ConfigError as exc:

@@ -56,6 +56,8 @@ def model_options(f):
         click.option("--recency", type=float, help="Scoring: a history item of age t (0 = the "
                      "latest) weighs recency^t; needs ordered histories (--format sequences). "
                      "Default 1: all alike."),
+        click.option("--debias", type=float, help="Popularity compensation β: column j of B "
+                     "times (1 + count_j)^-β, lifting tail items. Default 0."),
         click.option("--embeddings", type=click.Path(exists=True, dir_okay=False),
                      help="Item embeddings (HDF5 from `l3ae embed`) for text-aware models."),
         click.option("--encoder", help="Encoder for --dataset without --embeddings "
@@ -68,7 +70,7 @@ def config_from(kw):
     """Pop the model options out of a command's kwargs into a Config: the preset's defaults,
     then the --config file's values, then every flag given."""
     names = ["reg_x", "reg_e", "reg_f", "dropout", "xi", "pull", "pull_power", "alpha", "topk",
-             "dtype", "recency"]
+             "dtype", "recency", "debias"]
     flags = {k: kw.pop(k) for k in names}
     path, model = kw.pop("config_file"), kw.pop("model")
     values = read_config(path) if path else {}

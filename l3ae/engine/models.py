@@ -58,6 +58,8 @@ class Config:
     # scoring: a history item of age t (0 = the most recent) weighs recency**t; ordered
     # histories only (sequence files), 1 = every item alike
     recency: float = 1.0
+    # popularity compensation: column j of B times (1 + c_j)^-debias, c = train counts
+    debias: float = 0.0
 
     @classmethod
     def from_preset(cls, model, **overrides):
@@ -87,6 +89,8 @@ class Config:
             raise ConfigError(f"xi must be >= 0, got {self.xi}")
         if not 0 < self.recency <= 1:
             raise ConfigError(f"recency must be in (0, 1], got {self.recency}")
+        if not self.debias >= 0:
+            raise ConfigError(f"debias must be >= 0, got {self.debias}")
 
     @property
     def needs_text(self):
@@ -151,12 +155,29 @@ def expand(B, active, n):
     return full
 
 
+def debias_columns(B, popularity, beta):
+    """B Dg((1 + c)^-β) (a copy; B itself when β = 0): popularity compensation, which lifts
+    tail items as targets. B (n, n) CSR or dense; popularity c (n,) train counts."""
+    if not beta:
+        return B
+    f = (1.0 + np.asarray(popularity, np.float64)) ** -beta
+    if sp.issparse(B):
+        B = sp.csr_matrix(B, copy=True)
+        B.data *= f[B.indices].astype(B.dtype)
+        return B
+    return B * f.astype(B.dtype)[None, :]
+
+
 def fit_weights(cfg: Config, X, E=None, item_ids=None, progress=None, **solver):
     """Weights (B, diag, timings) of the model ``cfg`` on X (m, n) CSR and E (n, d).
 
     solver : run-time options of :func:`solve_weights` that do not change the result
     (memory budget, work folder, resume).
     """
+    if cfg.debias:
+        out = fit_weights(cfg.replace(debias=0.0), X, E, item_ids, progress, **solver)
+        pop = np.asarray(sp.csr_matrix(X).sum(axis=0)).ravel()
+        return replace(out, B=debias_columns(out.B, pop, cfg.debias))
     dtype = np.dtype(cfg.dtype)
     if cfg.needs_text and E is None:
         raise ConfigError(f"model {cfg.model!r} needs item embeddings (--embeddings)")
