@@ -62,8 +62,8 @@ def _grid(lams, xis, edlae_lams, dropouts):
 
 GRIDS = {
     "full": _grid([50, 100, 200, 400, 800], [0.1, 0.3], [10, 50], [0.1, 0.25, 0.5]),
-    "medium": _grid([50, 150, 400], [0.1, 0.3], [20], [0.15, 0.35]),
-    "small": _grid([60, 200], [0.2], [20], [0.25]),
+    "medium": _grid([60, 200], [0.1, 0.3], [20], [0.25]),
+    "small": _grid([100], [0.2], [20], [0.25]),
 }
 DEFAULT_GRID = {"Yelp": "full", "Food": "medium", "Beauty": "small"}
 COLUMNS = ["hr@5", "ndcg@5", "hr@10", "ndcg@10", "hr@20", "ndcg@20", "head:hr@10",
