@@ -12,7 +12,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from l3ae.engine import foldin
-from l3ae.engine.models import Config, fit_weights
+from l3ae.engine.models import Config, debias_columns, fit_weights
 from l3ae.engine.score import topn
 from l3ae.errors import ConfigError, DataFormatError
 from l3ae.io.model_file import (extend_checksum, input_checksum, read_fold, read_model,
@@ -83,11 +83,15 @@ class Recommender:
         elif E is None or np.ndim(E) != 2 or np.shape(E)[1] != self.fold_.E.shape[1]:
             raise DataFormatError(f"the model needs {self.fold_.E.shape[1]}-d embeddings of the "
                                   f"new items, got shape {np.shape(E)}")
-        B, diag, self.fold_, secs = foldin.fold_in(self.config_, self.fold_, self.B_,
+        # popularity compensation comes after pruning in a build: fold the uncompensated B
+        beta = self.config_.debias
+        B = debias_columns(self.B_, self.popularity_, -beta)
+        B, diag, self.fold_, secs = foldin.fold_in(self.config_, self.fold_, B,
                                                    np.asarray(E), item_ids=ids, progress=progress)
-        self.B_, self.diag_ = B, np.concatenate([self.diag_, diag])
-        self.item_ids_ = self.item_ids_ + ids
         self.popularity_ = np.concatenate([self.popularity_, np.zeros(len(ids), np.int64)])
+        self.B_ = debias_columns(B, self.popularity_, beta)
+        self.diag_ = np.concatenate([self.diag_, diag])
+        self.item_ids_ = self.item_ids_ + ids
         self.checksum_ = extend_checksum(self.checksum_, ids)
         self.timings_ = dict(self.timings_, **{"add-items": secs})
         return self

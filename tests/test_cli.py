@@ -58,6 +58,7 @@ def test_build_recommend_info(data):
     assert len(fb) == 5 and all(row[4] == "1" for row in fb)
     r = run("info", out)
     assert r.exit_code == 0 and json.loads(r.output)["config"]["model"] == "l3ae"
+    assert json.loads(r.output)["foldable"] is False
 
 
 def test_evaluate_writes_json(data):

@@ -60,3 +60,20 @@ def test_sweep_shares_b_across_debias_and_matches_fit():
     assert [r["shared"] for r in res] == [False, True]
     for cfg, B in zip(configs, seen):
         np.testing.assert_allclose(B, fit_weights(cfg, X).B, atol=1e-12)
+
+
+@pytest.mark.parametrize("topk", [0, 6])
+def test_fold_in_compensates_like_a_build(topk):
+    """A build compensates after pruning; a fold-in into a compensated model must give the
+    compensated fold-in of the plain model (whose fold-in is tested against a rebuild)."""
+    X, E = random_problem(m=100, n=30, seed=7)
+    X = sp.csr_matrix(X)
+    kw = dict(reg_x=5.0, reg_e=20.0, reg_f=0.5, topk=topk, dtype="float64")
+    E_new = np.random.default_rng(0).standard_normal((3, E.shape[1]))
+    plain = Recommender("l3ae", **kw).fit(X, E, foldable=True).add_items(["a", "b", "c"], E_new)
+    comp = Recommender("l3ae", debias=0.5, **kw).fit(X, E, foldable=True)
+    comp.add_items(["a", "b", "c"], E_new)
+    dense = (lambda B: B.toarray() if sp.issparse(B) else B)
+    want = dense(plain.B_) * (1.0 + plain.popularity_)[None, :] ** -0.5
+    np.testing.assert_allclose(dense(comp.B_), want, atol=1e-12)
+    assert comp.popularity_[-3:].tolist() == [0, 0, 0]

@@ -1,6 +1,8 @@
 """Adding items without a rebuild: folded rows/columns against an independent dense float64
 rebuild (per-column KKT solves of a catalog whose X has zero columns for the new items)."""
 
+import json
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -237,6 +239,7 @@ def test_cli_build_add_items_recommend(files):
     assert r.exit_code == 0, r.output
     assert "added 4 items" in r.stderr and r.stdout == ""
     m2 = Recommender.load(t / "m2.h5", foldable=True)  # stays foldable: fold-ins chain
+    assert json.loads(run("info", t / "m2.h5").stdout)["foldable"] is True
     assert m2.item_ids_[-4:] == ["new0", "new1", "new2", "new3"] and m2.B_.shape == (34, 34)
     (t / "users.txt").write_text("\n".join(f"u{u}" for u in range(80)) + "\n")
     r = run("recommend", t / "m2.h5", "--interactions", t / "r.csv", "-n", "5",

@@ -21,6 +21,7 @@ def info(model):
     B = d["B"]
     click.echo(json.dumps({
         "items": len(d["item_ids"]), "weights": int(getattr(B, "nnz", B.size)),
-        "storage": "csr" if hasattr(B, "nnz") else "dense", "config": d["config"],
+        "storage": "csr" if hasattr(B, "nnz") else "dense", "foldable": d["foldable"],
+        "config": d["config"],
         "timings": d["timings"], "l3ae-version": d["l3ae-version"],
         "input-sha256": d["input-sha256"]}, indent=2))

@@ -121,6 +121,7 @@ def read_model(path):
                 "input-sha256": f.attrs.get("input-sha256", ""),
                 "l3ae-version": f.attrs.get("l3ae-version", ""),
                 "encoder": f.attrs.get("encoder", ""),
+                "foldable": "fold" in f,
             }
         except KeyError as exc:
             raise DataFormatError(f"model file is missing {exc}", path=path) from None
