@@ -80,6 +80,8 @@ def run_one(name, grid, topk):
     """Sweep every model of the grid on one dataset; print a JSON line of the results."""
     import itertools
 
+    import numpy as np
+
     from l3ae import api, tune
     from l3ae.engine.models import Config, fit_weights
     from l3ae.evaluation import score
@@ -101,10 +103,10 @@ def run_one(name, grid, topk):
     results = tune.sweep(configs, split.train, scorer,
                          progress=lambda *a: print(f"  {name}: {a[1]}/{a[2]} points",
                                                    file=sys.stderr, flush=True))
-    build_s, last = [], 0.0
-    for r in results:  # a group's solve is its first point's time
-        last = last if r["shared"] else r["seconds"]
-        build_s.append(last)
+    # a point's build time is that of the point that solved its group (the unshared one)
+    pop = np.asarray(split.train.sum(axis=0)).ravel()
+    solved = {tune._key(r["config"], pop): r["seconds"] for r in results if not r["shared"]}
+    build_s = [solved.get(tune._key(r["config"], pop), r["seconds"]) for r in results]
     out = {"dataset": name, "users": split.train.shape[0], "items": split.train.shape[1],
            "train": int(split.train.nnz), "load_s": load, "points": []}
     for r, label, b in zip(results, owner, build_s):
@@ -117,9 +119,7 @@ def run_one(name, grid, topk):
     best = max(out["points"], key=lambda p: p["validation"]["hr@10"])
     cfg = Config(**best["config"])
     t = time.perf_counter()
-    known = (split.train + split.validation).tocsr()
-    known.data[:] = 1
-    B = fit_weights(cfg, known).B
+    B = fit_weights(cfg, split.known).B
     refit_s = time.perf_counter() - t
     test = flat(score(B, split, which=("test",), recency=cfg.recency)["test"])
     out["refit"] = {"model": best["model"], "config": best["config"], "build_s": refit_s,

@@ -171,9 +171,7 @@ def evaluate(split: Split, cfg: Config, E=None, item_ids=None, ks=None, progress
     timings = dict(rec.timings_)
     weights = None
     if refit:
-        known = (split.train + split.validation).tocsr()
-        known.data[:] = 1
-        again = fit(known)
+        again = fit(split.known)
         weights = {"test": again.B_}
         timings["refit"] = again.timings_["total"]
     t = time.perf_counter()

@@ -14,6 +14,7 @@ entirely, so their held-out interactions measure text-only recommendation (group
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import scipy.sparse as sp
@@ -58,20 +59,23 @@ class Split:
             g["cold"] = self.cold
         return g
 
+    @cached_property
+    def known(self):
+        """(m, n) binary CSR: train + validation, what the test masks (and loo ranks from)."""
+        known = (self.train + self.validation).tocsr()
+        known.data[:] = 1
+        return known
+
     def targets(self):
         """(name, truth, history, mask) for validation and test: rank from ``history``,
         never returning ``mask``'s items."""
-        known = (self.train + self.validation).tocsr()
-        known.data[:] = 1
-        test_history = known if self.protocol == "loo" else self.train
-        return (("validation", self.validation, self.train, self.train),
-                ("test", self.test, test_history, known))
+        return (("validation", self.validation, self.history("validation"), self.train),
+                ("test", self.test, self.history("test"), self.known))
 
     def history(self, name, recency=1.0):
         """The history a target ranks from; items weigh ``recency ** age`` when < 1."""
-        history = dict((t[0], t[2]) for t in self.targets())[name]
         if recency == 1.0:
-            return history
+            return self.known if (name == "test" and self.protocol == "loo") else self.train
         if self.ages is None:
             raise ConfigError("recency < 1 needs ordered histories: --interactions FILE "
                               "--format sequences --protocol loo")

@@ -135,7 +135,7 @@ def sweep(configs, train, score, E=None, progress=None):
     groups = {}
     for i, cfg in enumerate(configs):
         key = ("text", cfg.reg_f) if cfg.model == "text" else \
-            _key(cfg, popularity) + (active_items(cfg, train) is None,)
+            _key(cfg, popularity) + (active_items(cfg, popularity) is None,)
         groups.setdefault(key, []).append(i)
     done = 0
     for key, idx in groups.items():
@@ -157,16 +157,17 @@ def sweep(configs, train, score, E=None, progress=None):
                 else:
                     reg_e = cfg.reg_e if cfg.model == "l3ae" else 0.0
                     w = pull_weights(popularity, cfg.pull, cfg.pull_power)
-                    active = active_items(cfg, train)  # text-free: drop unseen items
-                    sub, Es = (train, Ed) if active is None else (train[:, active], None)
+                    active = active_items(cfg, popularity)  # text-free: drop unseen items
+                    Es = Ed if active is None else None
+                    if active is not None:
+                        w = w[active]
                     if inv is None:
-                        inv = factorize(sub, reg_x=cfg.reg_x, reg_e=reg_e,
-                                        w=w if active is None else w[active],
+                        sub = train if active is None else train[:, active]
+                        inv = factorize(sub, reg_x=cfg.reg_x, reg_e=reg_e, w=w,
                                         dropout=cfg.dropout, E=Es, dtype=dtype,
                                         collective=cfg.alpha if cfg.model == "collective" else 0)
                     B = weights_from_inverse(
-                        inv, reg_e=reg_e, w=w if active is None else w[active], xi=cfg.xi,
-                        E=Es, reg_f=cfg.reg_f,
+                        inv, reg_e=reg_e, w=w, xi=cfg.xi, E=Es, reg_f=cfg.reg_f,
                         additive=cfg.alpha if cfg.model == "additive" else 0.0,
                         topk=cfg.topk).B
                     if active is not None:

@@ -27,6 +27,21 @@ def random_problem(m=120, n=40, d=8, density=0.15, seed=0):
     return X, E
 
 
+def dense_ease(X, lam):
+    """EASE's B (n, n) float64 by np.linalg.solve: I − P Dg(1/diag P), P = (XᵀX + λI)⁻¹."""
+    Xd = X.toarray() if sp.issparse(X) else np.asarray(X, np.float64)
+    n = Xd.shape[1]
+    P = np.linalg.solve(Xd.T @ Xd + lam * np.eye(n), np.eye(n))
+    return np.eye(n) - P / np.diag(P)
+
+
+def write_sequences(path, seqs, user="", item=""):
+    """A sequence file: line u is ``{user}u {item}i …`` for seqs[u] (a list of items)."""
+    path.write_text("".join(f"{user}{u} " + " ".join(f"{item}{i}" for i in s) + "\n"
+                            for u, s in enumerate(seqs)))
+    return path
+
+
 def write_ratings(path, users, items, per_user, seed=0):
     """A user_id,item_id CSV: each of ``users`` users has ``per_user`` distinct random items."""
     rng = np.random.default_rng(seed)

@@ -15,6 +15,8 @@ from l3ae.errors import ConfigError, DataFormatError
 from l3ae.evaluation import loo_split
 from l3ae.io.readers import read_interactions
 
+from conftest import dense_ease, write_sequences
+
 SEQS = """\
 1 10 11 12 13
 2 11 12 14
@@ -68,9 +70,7 @@ def test_head_items_follow_faerec(tmp_path, seed):
     rng = np.random.default_rng(seed)
     # few distinct counts, so that ties decide most of the head
     seqs = [list(rng.choice(40, rng.integers(2, 6), replace=False) + 1) for _ in range(50)]
-    p = tmp_path / "s.txt"
-    p.write_text("".join(f"{u} " + " ".join(map(str, s)) + "\n" for u, s in enumerate(seqs)))
-    inter = read_interactions(p, fmt="sequences")
+    inter = read_interactions(write_sequences(tmp_path / "s.txt", seqs), fmt="sequences")
     head = loo_split(inter).head
     ours = {int(inter.item_ids[i]) for i in np.flatnonzero(head)}
     assert ours == faerec_head(seqs)
@@ -99,14 +99,6 @@ def test_hr_and_ndcg_by_hand(seqfile):
     assert out["ndcg@10"] == pytest.approx((1 + 1 / np.log2(4) + 1 / np.log2(8)) / 4)
 
 
-def dense_ease(X, lam):
-    G = X.T @ X + lam * np.eye(X.shape[1])
-    P = np.linalg.solve(G, np.eye(X.shape[1]))
-    B = -P / np.diag(P)
-    np.fill_diagonal(B, 0.0)
-    return B
-
-
 def reference_hr(B, hist, target, k):
     """HR@k and NDCG@k: score = hist @ B, known items never ranked, ties count against."""
     hr = nd = 0.0
@@ -129,9 +121,7 @@ def test_loo_evaluate_matches_dense_reference(tmp_path, refit):
     rng = np.random.default_rng(3)
     n = 30
     seqs = [list(rng.choice(n, rng.integers(3, 9), replace=False)) for _ in range(80)]
-    p = tmp_path / "s.txt"
-    p.write_text("".join(f"u{u} " + " ".join(f"i{i}" for i in s) + "\n"
-                         for u, s in enumerate(seqs)))
+    p = write_sequences(tmp_path / "s.txt", seqs, user="u", item="i")
     inter = read_interactions(p, fmt="sequences")
     code = {it: k for k, it in enumerate(inter.item_ids)}
     split = loo_split(inter)
@@ -189,9 +179,8 @@ def test_loo_refuses_unordered_tables(tmp_path):
 
 def test_cli_evaluate_and_tune_loo(tmp_path):
     rng = np.random.default_rng(5)
-    p = tmp_path / "s.txt"
-    p.write_text("".join(f"{u} " + " ".join(map(str, rng.choice(25, 6, replace=False) + 1))
-                         + "\n" for u in range(60)))
+    p = write_sequences(tmp_path / "s.txt", [rng.choice(25, 6, replace=False) + 1
+                                             for _ in range(60)])
     out = tmp_path / "m.json"
     r = run("evaluate", "--interactions", p, "--format", "sequences", "--protocol", "loo",
             "--model", "ease", "--baseline", "rlae", "--json", out, "-q")
@@ -214,9 +203,7 @@ def test_cli_evaluate_and_tune_loo(tmp_path):
 
 def test_tune_selects_on_a_group(tmp_path):
     rng = np.random.default_rng(6)
-    p = tmp_path / "s.txt"
-    p.write_text("".join(f"{u} " + " ".join(map(str, rng.zipf(1.6, 7) % 40 + 1)) + "\n"
-                         for u in range(80)))
+    p = write_sequences(tmp_path / "s.txt", [rng.zipf(1.6, 7) % 40 + 1 for _ in range(80)])
     js = tmp_path / "all.json"
     r = run("tune", "--interactions", p, "--format", "sequences", "--protocol", "loo",
             "--model", "ease", "--grid", "reg-x=1,30,1000", "--metric", "tail:hr@10",
@@ -234,9 +221,7 @@ def test_recency_weights_history_by_age(tmp_path):
     rng = np.random.default_rng(4)
     n, gamma = 25, 0.5
     seqs = [list(rng.choice(n, rng.integers(3, 9))) for _ in range(70)]  # repeats allowed
-    p = tmp_path / "s.txt"
-    p.write_text("".join(f"u{u} " + " ".join(f"i{i}" for i in s) + "\n"
-                         for u, s in enumerate(seqs)))
+    p = write_sequences(tmp_path / "s.txt", seqs, user="u", item="i")
     inter = read_interactions(p, fmt="sequences")
     code = {it: k for k, it in enumerate(inter.item_ids)}
     split = loo_split(inter)

@@ -129,8 +129,9 @@ def pull_weights(popularity, pull="uniform", power=0.5):
     return ((1.0 + c.mean()) / (1.0 + c)) ** power
 
 
-def active_items(cfg: Config, X):
+def active_items(cfg: Config, popularity):
     """(n_active,) int64 items whose weights need solving, or None for all of them.
+    popularity : (n,) interaction counts per item (X's column sums).
 
     Without a semantic term (λ_E = 0, no fusion), an item no one interacted with is a block
     of its own in G + Dg(a): its row and column of B are exactly 0 (its diagonal too, under
@@ -138,9 +139,8 @@ def active_items(cfg: Config, X):
     """
     if cfg.needs_text or cfg.model in ("collective", "additive"):
         return None
-    X = sp.csc_matrix(X)
-    active = np.flatnonzero(np.diff(X.indptr) > 0)
-    return active if len(active) < X.shape[1] else None
+    active = np.flatnonzero(np.asarray(popularity) > 0)
+    return active if len(active) < len(popularity) else None
 
 
 def expand(B, active, n):
@@ -183,7 +183,8 @@ def fit_weights(cfg: Config, X, E=None, item_ids=None, progress=None, **solver):
         raise ConfigError(f"model {cfg.model!r} needs item embeddings (--embeddings)")
     if cfg.model == "text":
         return text_weights(np.asarray(E, dtype), cfg.reg_f, cfg.topk, progress=progress)
-    active = active_items(cfg, X)
+    popularity = np.asarray(X.sum(axis=0)).ravel()
+    active = active_items(cfg, popularity)
     if active is not None:
         n = X.shape[1]
         ids = None if item_ids is None else [item_ids[j] for j in active]
@@ -191,7 +192,6 @@ def fit_weights(cfg: Config, X, E=None, item_ids=None, progress=None, **solver):
         diag = np.zeros(n, out.diag.dtype)
         diag[active] = out.diag
         return replace(out, B=expand(out.B, active, n), diag=diag)
-    popularity = np.asarray(X.sum(axis=0)).ravel()
     reg_e = cfg.reg_e if cfg.model == "l3ae" else 0.0
     return solve_weights(
         X, reg_x=cfg.reg_x, reg_e=reg_e, w=pull_weights(popularity, cfg.pull, cfg.pull_power),
