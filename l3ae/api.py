@@ -1,20 +1,62 @@
-"""Workflows behind the commands: load inputs, build, evaluate, recommend. No math here."""
+"""Workflows behind the commands: each command parses its flags, calls one function here and
+reports. Inputs are read once per command; no math here (:mod:`l3ae.engine`)."""
 
 from __future__ import annotations
 
 import json
 import time
+from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
 
+from l3ae import tune as tuning
 from l3ae.evaluation import (Split, apply_regime, format_comparison,  # noqa: F401
                              format_table, loo_split, random_split, score)
 from l3ae.engine.models import Config
 from l3ae.errors import ConfigError, DataFormatError
 from l3ae.io import datasets
+from l3ae.io.atomic import atomic_open
 from l3ae.io.readers import read_interactions
 from l3ae.model import Recommender
+
+
+@dataclass(frozen=True)
+class Data:
+    """Where a command's data comes from, as its flags say (nothing read yet): exactly one of
+    ``interactions`` (a file; ``fmt`` "table" or "sequences"), ``dataset`` (packaged) or
+    ``dataset_dir``; ``embeddings`` / ``encoder`` for models that need item vectors."""
+
+    interactions: str | None = None
+    dataset: str | None = None
+    dataset_dir: str | None = None
+    user_col: str = "user_id"
+    item_col: str = "item_id"
+    rating_col: str = "rating"
+    min_rating: float | None = None
+    sep: str | None = None
+    fmt: str = "table"
+    embeddings: str | None = None
+    encoder: str | None = None
+
+    @property
+    def name(self):
+        return self.dataset or self.interactions or self.dataset_dir
+
+    def load(self):
+        """The interactions: :class:`l3ae.io.readers.Interactions` or a DatasetDir."""
+        return load_source(self.interactions, self.dataset, self.dataset_dir, self.user_col,
+                           self.item_col, self.rating_col, self.min_rating, self.sep, self.fmt)
+
+    def vectors(self, source, cfg, progress=True):
+        """(E (n, d) float32 aligned with source.item_ids, encoder metadata), or (None, "")
+        when no config in ``cfg`` (one Config or several) needs them."""
+        configs = [cfg] if isinstance(cfg, Config) else cfg
+        if not any(c.needs_text for c in configs):
+            return None, ""
+        return load_embeddings(source, source.item_ids, self.embeddings, self.dataset,
+                               self.encoder, progress=progress)
 
 
 def load_source(interactions=None, dataset=None, dataset_dir=None, user_col="user_id",
@@ -85,12 +127,31 @@ def dataset_dir_embeddings(ds, encoder=None, progress=True):
     return out
 
 
-def build(source, cfg: Config, E=None, progress=None, foldable=False, **solver) -> Recommender:
-    """Fit the configured model on every interaction (solver: run-time solve options;
-    foldable: keep the state :func:`add_items` needs)."""
+def build(data: Data, cfg: Config, out, foldable=False, progress=None, quiet=False,
+          workdir=None, warn=print, **solver):
+    """Fit ``cfg`` on every interaction of ``data`` and write the model to ``out`` (atomically).
+
+    workdir : folder of an out-of-core build's tile file ``<out>.tiles.h5`` (default: out's
+    folder); kept, and said on ``warn``, when the build is interrupted, for ``resume=True``.
+    solver : run-time options of :func:`l3ae.engine.solve.solve_weights` (max_memory, resume).
+    foldable : keep the state :func:`add_items` needs. Returns (Recommender, X's shape, nnz).
+    """
+    source = data.load()
     X, item_ids = full_matrix(source)
-    rec = Recommender(cfg.model, **{k: v for k, v in cfg.to_dict().items() if k != "model"})
-    return rec.fit(X, E, item_ids=item_ids, progress=progress, foldable=foldable, **solver)
+    E, encoder = data.vectors(source, cfg, progress=not quiet)
+    out = Path(out)
+    workdir = Path(workdir) if workdir else out.parent
+    tile_file = workdir / f"{out.name}.tiles.h5"
+    try:
+        rec = Recommender(cfg).fit(X, E, item_ids=item_ids, progress=progress, foldable=foldable,
+                                   workdir=workdir, tile_name=out.name, **solver)
+    except (KeyboardInterrupt, OSError, MemoryError):
+        if tile_file.exists():
+            warn(f"\nthe tile file {tile_file} is kept: rerun the same command with --resume "
+                 "to continue from its last finished tile column")
+        raise
+    rec.save(out, encoder=encoder)
+    return rec, X.shape, X.nnz
 
 
 def add_items(model_path, items_path, out, embeddings=None, id_col=None, sep=None,
@@ -154,8 +215,8 @@ def load_split(source, seed=0, train_fraction=1.0, cold_items=0.0, protocol="ran
     return apply_regime(split, train_fraction, cold_items, seed)
 
 
-def evaluate(split: Split, cfg: Config, E=None, item_ids=None, ks=None, progress=None,
-             refit=False, **solver):
+def evaluate_split(split: Split, cfg: Config, E=None, item_ids=None, ks=None, progress=None,
+                   refit=False, **solver):
     """Fit on split.train, score validation and test for all/head/tail(/cold) items.
 
     refit : fit again on train + validation for the test (each target is then predicted by a
@@ -164,8 +225,7 @@ def evaluate(split: Split, cfg: Config, E=None, item_ids=None, ks=None, progress
     "test": …, "timings": …, "config": …, "data": …}.
     """
     def fit(X):
-        rec = Recommender(cfg.model, **{k: v for k, v in cfg.to_dict().items() if k != "model"})
-        return rec.fit(X, E, item_ids=item_ids, progress=progress, **solver)
+        return Recommender(cfg).fit(X, E, item_ids=item_ids, progress=progress, **solver)
 
     rec = fit(split.train)
     timings = dict(rec.timings_)
@@ -183,6 +243,82 @@ def evaluate(split: Split, cfg: Config, E=None, item_ids=None, ks=None, progress
                    "validation": int(split.validation.nnz), "test": int(split.test.nnz),
                    "protocol": split.protocol, "refit": bool(refit)}
     return out
+
+
+def evaluate(data: Data, cfg: Config, regime=None, baseline=None, refit=False, progress=None,
+             quiet=False, json_out=None):
+    """Split ``data`` (``regime``: protocol, seed, train_fraction, cold_items of
+    :func:`load_split`), fit ``cfg`` on train and score validation and test
+    (:func:`evaluate_split`); ``baseline``: also a preset at its defaults (same topk and
+    dtype), under ``result["baseline"]``. ``json_out``: also written there as JSON."""
+    source = data.load()
+    split = load_split(source, **(regime or {}))
+    bcfg = Config.from_preset(baseline, topk=cfg.topk, dtype=cfg.dtype) if baseline else None
+    E, _ = data.vectors(source, [cfg] + ([bcfg] if bcfg else []), progress=not quiet)
+    res = evaluate_split(split, cfg, E if cfg.needs_text else None, item_ids=source.item_ids,
+                         progress=progress, refit=refit)
+    if bcfg is not None:
+        res["baseline"] = evaluate_split(split, bcfg, E if bcfg.needs_text else None,
+                                         item_ids=source.item_ids, refit=refit)
+    if json_out:
+        with atomic_open(json_out) as fh:
+            json.dump(res, fh, indent=2)
+    return res
+
+
+def tune(data: Data, base: Config, grids=(), n_random=0, metric=None, regime=None, out=None,
+         json_out=None, progress=None, quiet=False):
+    """Search ``base``'s hyperparameters on the validation split (:mod:`l3ae.tune`): the
+    preset's grid or ``grids`` (["reg_x=100,300", ...]), plus ``n_random`` random points.
+    Writes the best config to ``out`` and every point to ``json_out`` (JSON, atomically).
+    Returns {"results": [...] (refused points keep metrics None and their "error"), "best",
+    "metric"}."""
+    source = data.load()
+    regime = regime or {}
+    split = load_split(source, **regime)
+    metric = tuning.check_metric(metric, split)
+    grid = tuning.parse_grid(grids) if grids else tuning.GRIDS[base.model]
+    configs = tuning.grid_configs(base, grid)
+    if n_random:
+        configs += tuning.random_configs(base, list(grid), n_random, regime.get("seed", 0))
+    E, _ = data.vectors(source, [base] + configs, progress=not quiet)
+    ks = (int(metric.split("@")[1]),)
+    results = tuning.sweep(configs, split.train, tuning.validation_scorer(split, ks), E,
+                           progress=progress)
+    top = tuning.best(results, metric)
+    if out:
+        with atomic_open(out) as fh:
+            json.dump(top["config"].to_dict(), fh, indent=2)
+    if json_out:
+        with atomic_open(json_out) as fh:
+            json.dump([{"config": r["config"].to_dict(), "metrics": r["metrics"],
+                        "seconds": r["seconds"], "shared": r["shared"]}
+                       for r in results if r["metrics"] is not None], fh, indent=2)
+    return {"results": results, "best": top, "metric": metric}
+
+
+def embed(out, items=None, dataset=None, id_col=None, sep=None, template=None,
+          encoder="minilm", batch_size=64, threads=None, progress=True):
+    """Embed the texts of an item table (or a packaged dataset's items) into the embeddings
+    file ``out``, incrementally (:func:`l3ae.embed.pipeline.embed_items`); ``template``:
+    "{column}" fields, default every column but the id (a dataset's own template). Returns
+    embed_items' stats."""
+    from l3ae.embed.pipeline import default_template, embed_items, render_texts
+
+    if (items is None) == (dataset is None):
+        raise ConfigError("give exactly one of --items PATH or --dataset NAME")
+    if dataset is not None:
+        ids, columns = datasets.load_items(dataset)
+        template, where = template or datasets.DEFAULT_TEMPLATE, dataset
+    else:
+        from l3ae.io.readers import read_items
+
+        ids, columns = read_items(items, id_col=id_col, sep=sep)
+        id_col = id_col or ("item_id" if "item_id" in columns else next(iter(columns)))
+        template, where = template or default_template(columns, id_col), items
+    texts = render_texts(columns, template, path=where)
+    return embed_items(ids, texts, encoder, out, batch_size=batch_size, progress=progress,
+                       template=template, threads=threads)
 
 
 def recommend(model_path, interactions, users=None, N=20, out=None, **options):

@@ -1,12 +1,13 @@
 """The Python API: one estimator for every preset, scikit-learn shaped.
 
 >>> rec = Recommender("ease", reg_x=300).fit(X)          # X: (m, n) binary CSR
+>>> rec = Recommender(cfg).fit(X, E)                     # cfg: a Config
 >>> items, scores = rec.recommend(X[:10], N=20)           # (10, 20) int64, float32
 >>> rec = Recommender("l3ae").fit(X, E, foldable=True)    # E: (n, d) item embeddings
 >>> rec.add_items(["new1", "new2"], E_new)                # (2, d): no rebuild
 """
 
-from dataclasses import asdict, fields
+from dataclasses import asdict
 
 import numpy as np
 import scipy.sparse as sp
@@ -22,21 +23,21 @@ from l3ae.io.model_file import (extend_checksum, input_checksum, read_fold, read
 class Recommender:
     """Closed-form item–item recommender (EASE, LAE, DLAE, EDLAE, RLAE, RDLAE, L3AE, ...).
 
-    Constructor arguments are the hyperparameters of :class:`l3ae.engine.models.Config`; None
-    takes the preset's default. Learned attributes: ``config_``, ``B_`` ((n, n) CSR or dense),
-    ``diag_`` (n,), ``popularity_`` (n,) int64, ``item_ids_``, ``timings_`` (seconds per phase).
+    ``Recommender(model, **params)``: a preset name and hyperparameters of
+    :class:`l3ae.engine.models.Config` (None or absent: the preset's default), or a Config
+    itself (params then override it). Kept as ``config``. Learned attributes: ``config_``,
+    ``B_`` ((n, n) CSR or dense), ``diag_`` (n,), ``popularity_`` (n,) int64, ``item_ids_``,
+    ``timings_`` (seconds per phase), ``checksum_``, ``fold_``.
     """
 
-    def __init__(self, model="l3ae", *, reg_x=None, reg_e=None, reg_f=None, dropout=None,
-                 xi=None, pull=None, pull_power=None, alpha=None, topk=None, dtype=None,
-                 recency=None, debias=None):
-        self.model, self.reg_x, self.reg_e, self.reg_f = model, reg_x, reg_e, reg_f
-        self.dropout, self.xi, self.pull, self.pull_power = dropout, xi, pull, pull_power
-        self.alpha, self.topk, self.dtype, self.recency = alpha, topk, dtype, recency
-        self.debias = debias
+    def __init__(self, model="l3ae", **params):
+        if isinstance(model, Config):
+            params = {**model.to_dict(), **{k: v for k, v in params.items() if v is not None}}
+            model = params.pop("model")
+        self.config = Config.from_preset(model, **params)
 
     def get_params(self):
-        return {f.name: getattr(self, f.name) for f in fields(Config) if f.name != "model"}
+        return self.config.to_dict()
 
     def fit(self, X, E=None, item_ids=None, progress=None, foldable=False, **solver):
         """Learn B from X (m, n) binary CSR and, for text-aware presets, E (n, d) embeddings.
@@ -45,7 +46,7 @@ class Recommender:
         solver : run-time options passed to :func:`l3ae.engine.solve.solve_weights`.
         """
         X = sp.csr_matrix(X)
-        self.config_ = Config.from_preset(self.model, **self.get_params())
+        self.config_ = self.config
         if foldable:
             foldin.coefficients(self.config_)  # refuse what cannot be folded before the build
             solver["keep_pwe"] = True
@@ -110,9 +111,8 @@ class Recommender:
     def load(cls, path, foldable=False):
         """A saved model; ``foldable``: also read its fold-in state (refused if it has none)."""
         d = read_model(path)
-        cfg = Config(**d["config"])
-        rec = cls(cfg.model, **{k: v for k, v in cfg.to_dict().items() if k != "model"})
-        rec.config_, rec.item_ids_, rec.B_ = cfg, d["item_ids"], d["B"]
+        rec = cls(Config.from_dict(d["config"]))
+        rec.config_, rec.item_ids_, rec.B_ = rec.config, d["item_ids"], d["B"]
         rec.diag_, rec.popularity_, rec.timings_ = d["diag"], d["popularity"], d["timings"]
         rec.checksum_, rec.encoder_ = d["input-sha256"], d["encoder"]
         rec.fold_ = foldin.FoldState(**read_fold(path)) if foldable else None

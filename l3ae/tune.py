@@ -17,7 +17,7 @@ import time
 
 import numpy as np
 
-from l3ae.engine.models import Config, active_items, debias_columns, expand, pull_weights
+from l3ae.engine.models import Config, active_items, debias_columns, expand, terms
 from l3ae.engine.score import topn
 from l3ae.engine.solve import factorize, text_weights, weights_from_inverse
 from l3ae.errors import ConfigError
@@ -63,8 +63,8 @@ def _config(base: Config, point: dict) -> Config:
     cfg = base.replace(**point)
     if total is not None:
         cfg = cfg.replace(reg_x=total - cfg.reg_e)
-    cfg.check()
-    return cfg
+        point["reg_x"] = cfg.reg_x
+    return cfg.resolve(strict=point)  # a grid knob that does not enter is refused
 
 
 def grid_configs(base: Config, grid: dict) -> list:
@@ -89,17 +89,6 @@ def random_configs(base: Config, names, count, seed=0) -> list:
             point[n] = float(np.exp(rng.uniform(np.log(lo), np.log(hi))))
         out.append(_config(base, point))
     return out
-
-
-def _key(cfg: Config, popularity):
-    """What P depends on: the total ridge vector a (and α of the collective baseline)."""
-    reg_e = cfg.reg_e if cfg.model == "l3ae" else 0.0
-    pull = (cfg.pull, cfg.pull_power) if (cfg.pull == "adaptive" and reg_e) else ("uniform",)
-    if pull[0] == "adaptive":
-        return ("P", cfg.dtype, cfg.dropout, cfg.reg_x, reg_e, pull,
-                cfg.alpha if cfg.model == "collective" else 0.0)
-    return ("P", cfg.dtype, cfg.dropout, round(cfg.reg_x + reg_e, 9), pull,
-            cfg.alpha if cfg.model == "collective" else 0.0)
 
 
 def validation_scorer(split, ks=(20,)):
@@ -131,50 +120,28 @@ def sweep(configs, train, score, E=None, progress=None):
     some item) gets ``metrics=None`` and its reason in ``error``.
     """
     popularity = np.asarray(train.sum(axis=0)).ravel()
+    if E is None and any(c.needs_text for c in configs):
+        bad = next(c for c in configs if c.needs_text)
+        raise ConfigError(f"model {bad.model!r} needs item embeddings")
     results = [None] * len(configs)
     groups = {}
     for i, cfg in enumerate(configs):
-        key = ("text", cfg.reg_f) if cfg.model == "text" else \
-            _key(cfg, popularity) + (active_items(cfg, popularity) is None,)
-        groups.setdefault(key, []).append(i)
+        groups.setdefault(_factorization(cfg, popularity), []).append(i)
     done = 0
     for key, idx in groups.items():
-        inv, weights_of = None, (None, None)
+        inv, last = None, (None, None)
         idx.sort(key=lambda i: repr(_solved(configs[i])))  # equal B back to back
         for rank, i in enumerate(idx):
             cfg = configs[i]
             t = time.perf_counter()
-            dtype = np.dtype(cfg.dtype)
-            if cfg.needs_text and E is None:
-                raise ConfigError(f"model {cfg.model!r} needs item embeddings")
-            Ed = None if E is None else np.asarray(E, dtype)
             try:
-                same = _solved(cfg)
-                if weights_of[0] == same:
-                    B = weights_of[1]
-                elif cfg.model == "text":
-                    B = text_weights(Ed, cfg.reg_f, cfg.topk).B
+                if last[0] == _solved(cfg):
+                    B = last[1]
                 else:
-                    reg_e = cfg.reg_e if cfg.model == "l3ae" else 0.0
-                    w = pull_weights(popularity, cfg.pull, cfg.pull_power)
-                    active = active_items(cfg, popularity)  # text-free: drop unseen items
-                    Es = Ed if active is None else None
-                    if active is not None:
-                        w = w[active]
-                    if inv is None:
-                        sub = train if active is None else train[:, active]
-                        inv = factorize(sub, reg_x=cfg.reg_x, reg_e=reg_e, w=w,
-                                        dropout=cfg.dropout, E=Es, dtype=dtype,
-                                        collective=cfg.alpha if cfg.model == "collective" else 0)
-                    B = weights_from_inverse(
-                        inv, reg_e=reg_e, w=w, xi=cfg.xi, E=Es, reg_f=cfg.reg_f,
-                        additive=cfg.alpha if cfg.model == "additive" else 0.0,
-                        topk=cfg.topk).B
-                    if active is not None:
-                        B = expand(B, active, train.shape[1])
-                weights_of = (same, B)
-                B = debias_columns(B, popularity, cfg.debias)
-                results[i] = {"config": cfg, "metrics": score(B, cfg),
+                    B, inv = _weights(cfg, train, popularity, E, inv)
+                    last = (_solved(cfg), B)
+                metrics = score(debias_columns(B, popularity, cfg.debias), cfg)
+                results[i] = {"config": cfg, "metrics": metrics,
                               "seconds": time.perf_counter() - t, "shared": rank > 0}
             except ConfigError as exc:
                 results[i] = {"config": cfg, "metrics": None, "error": str(exc),
@@ -186,6 +153,46 @@ def sweep(configs, train, score, E=None, progress=None):
             inv.P.remove()  # a tiled P (large catalogs) lives in a temporary file
         del inv
     return results
+
+
+def _factorization(cfg, popularity):
+    """What a point's P depends on: points with equal keys share one factorization."""
+    if cfg.form == "text":
+        return ("text", cfg.reg_f)
+    active = active_items(cfg, popularity)
+    return (cfg.dtype, active is None) + terms(cfg, popularity).key()
+
+
+def _weights(cfg, train, popularity, E, inv):
+    """(B (n, n) before debias, the factorization it used): ``inv`` when given, else a new one
+    on the items the config solves (:func:`l3ae.engine.models.active_items`)."""
+    dtype = np.dtype(cfg.dtype)
+    Ed = np.asarray(E, dtype) if cfg.needs_text else None
+    if cfg.form == "text":
+        return text_weights(Ed, cfg.reg_f, cfg.topk).B, None
+    active = active_items(cfg, popularity)
+    t = terms(cfg, popularity)
+    if active is not None:
+        t = t.restrict(active)
+    if inv is None:
+        inv = factorize(train if active is None else train[:, active], **t.factor(), E=Ed,
+                        dtype=dtype)
+    B = weights_from_inverse(inv, **t.weights(), E=Ed, topk=cfg.topk).B
+    return (B if active is None else expand(B, active, train.shape[1])), inv
+
+
+def check_metric(metric, split):
+    """The validation metric to select on (default: recall@20, hr@10 for leave-one-out):
+    [GROUP:]recall@K / hr@K / ndcg@K, "all:" dropped; ConfigError naming the choices."""
+    metric = metric or ("hr@10" if split.protocol == "loo" else "recall@20")
+    kinds = ("hr", "ndcg") if split.protocol == "loo" else ("recall", "ndcg")
+    group, _, plain = metric.rpartition(":")
+    name, _, k = plain.partition("@")
+    if name not in kinds or not k.isdigit() or int(k) < 1 or (group or "all") not in split.groups():
+        raise ConfigError(
+            f"--metric {metric!r}: use [GROUP:]{kinds[0]}@K or [GROUP:]ndcg@K with this "
+            f"protocol, GROUP one of {', '.join(g for g in split.groups() if g != 'all')}")
+    return metric.removeprefix("all:")
 
 
 def best(results, metric="recall@20"):

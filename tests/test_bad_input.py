@@ -223,6 +223,25 @@ CASES = [
      "{tmp}/items.csv:2: not UTF-8 text: b'\\xe9' at byte 5 of the line; " + UTF8),
     ("items-empty", {"items.csv": b"\n"}, EMBED + ["{tmp}/items.csv"],
      "{tmp}/items.csv:1: empty file: expected a header line"),
+    # -- knobs that do not enter the chosen model: refused, never dropped
+    ("knob-xi-of-text", {}, ["build", "--model", "text", "--reg-f", "2", "--xi", "0.4", "--out",
+                             OUT, "--interactions", "{tmp}/r.csv", "--embeddings", "{tmp}/e.h5"],
+     "--xi 0.4: the bound ξ on diag(B) does not enter model 'text' (B = C, phase 1 alone); "
+     "drop it"),
+    ("knob-alpha-of-ease", {}, EASE + ["{tmp}/r.csv", "--alpha", "0.5"],
+     "--alpha 0.5: the fusion weight α does not enter model 'ease'; drop it (or use --model "
+     "collective or additive)"),
+    ("knob-pull-power-of-uniform-pull", {}, L3AE + ["{tmp}/e.h5", "--pull-power", "0.3"],
+     "--pull-power 0.3: the exponent of the adaptive pull does not enter model 'l3ae'; drop "
+     "it (or add --pull adaptive)"),
+    ("knob-reg-f-of-ease", {}, EASE + ["{tmp}/r.csv", "--reg-f", "2"],
+     "--reg-f 2.0: the ridge λ_F of phase 1 (the semantic C) does not enter model 'ease' "
+     "without a text pull (reg-e 0); drop it (or give --reg-e, the pull towards C)"),
+    ("knob-in-a-grid", {}, ["tune", "--model", "text", "--grid", "xi=0.1,0.2", "--out",
+                            "{tmp}/best.json", "--interactions", "{tmp}/r.csv", "--embeddings",
+                            "{tmp}/e.h5"],
+     "--xi 0.1: the bound ξ on diag(B) does not enter model 'text' (B = C, phase 1 alone); "
+     "drop it"),
     # -- the same errors from evaluate and tune, whose outputs are not written either
     ("evaluate-short-row", {"bad.csv": b"user_id,item_id\nu1\n"},
      ["evaluate", "--model", "ease", "--json", "{tmp}/m.json", "--interactions", "{tmp}/bad.csv"],

@@ -12,7 +12,7 @@ from test_solve import ref_semantic, ref_weights
 
 from l3ae.cli import cli
 from l3ae.engine.foldin import fold_in, fold_state
-from l3ae.engine.models import Config, fit_weights, pull_weights
+from l3ae.engine.models import Config, fit_weights
 from l3ae.engine.prune import prune_topk
 from l3ae.engine.solve import solve_weights
 from l3ae.errors import ConfigError, DataFormatError
@@ -20,16 +20,28 @@ from l3ae.io.embeddings import text_hash, write_embeddings
 from l3ae.model import Recommender
 
 N_OLD, N_NEW = 50, 10
-CONFIGS = {  # name -> (preset, hyperparameters)
-    "l3ae": ("l3ae", dict(reg_x=-2.0, reg_e=6.0, reg_f=0.7)),  # equality, ξ = 0
-    "l3ae-xi": ("l3ae", dict(reg_x=1.0, reg_e=3.0, reg_f=0.7, xi=0.2)),  # inequality
+# name -> (preset, flags, the closed form they must build). The third column is DESIGN §2
+# written out by hand (not the engine's preset table): λ_X, dropout p, λ_E, pull power (None:
+# uniform w), λ_F, ξ, the additive α, and text = B is C alone.
+CONFIGS = {
+    "l3ae": ("l3ae", dict(reg_x=-2.0, reg_e=6.0, reg_f=0.7),  # equality, ξ = 0
+             dict(lam_x=-2.0, reg_e=6.0, reg_f=0.7)),
+    "l3ae-xi": ("l3ae", dict(reg_x=1.0, reg_e=3.0, reg_f=0.7, xi=0.2),  # inequality
+                dict(lam_x=1.0, reg_e=3.0, reg_f=0.7, xi=0.2)),
     "l3ae-adaptive": ("l3ae", dict(reg_x=1.0, reg_e=3.0, reg_f=0.7, pull="adaptive",
-                                   dropout=0.2)),
-    "additive": ("additive", dict(reg_x=3.0, reg_f=0.7, alpha=0.3)),
-    "text": ("text", dict(reg_f=0.7)),
+                                   dropout=0.2),
+                      dict(lam_x=1.0, reg_e=3.0, reg_f=0.7, pull=0.5, dropout=0.2)),
+    "additive": ("additive", dict(reg_x=3.0, reg_f=0.7, alpha=0.3),
+                 dict(lam_x=3.0, reg_f=0.7, additive=0.3)),
+    "text": ("text", dict(reg_f=0.7), dict(reg_f=0.7, text=True)),
     # a strong text pull: new items enter the top-k of old rows
-    "l3ae-pull": ("l3ae", dict(reg_x=-40.0, reg_e=50.0, reg_f=0.3)),
-    "l3ae-pull-xi": ("l3ae", dict(reg_x=1.0, reg_e=60.0, reg_f=0.3, xi=0.2)),
+    "l3ae-pull": ("l3ae", dict(reg_x=-40.0, reg_e=50.0, reg_f=0.3),
+                  dict(lam_x=-40.0, reg_e=50.0, reg_f=0.3)),
+    "l3ae-pull-xi": ("l3ae", dict(reg_x=1.0, reg_e=60.0, reg_f=0.3, xi=0.2),
+                     dict(lam_x=1.0, reg_e=60.0, reg_f=0.3, xi=0.2)),
+    # any preset takes the text pull: EASE's defaults plus λ_E is L3AE's closed form
+    "ease-pull": ("ease", dict(reg_x=2.0, reg_e=5.0, reg_f=0.5),
+                  dict(lam_x=2.0, reg_e=5.0, reg_f=0.5)),
 }
 
 
@@ -40,25 +52,29 @@ def split():
     return X[:, :N_OLD].tocsr(), E[:N_OLD], E[N_OLD:]
 
 
-def rebuild_ref(cfg, X, E_all, constraint=None):
+def rebuild_ref(form, X, E_all, constraint=None):
     """Dense float64 B' of the rebuild on X' = [X, 0], solved column by column (test_solve),
-    with the new items' pull taken at the build's mean popularity (what a fold-in keeps)."""
+    of the closed form ``form`` (a CONFIGS third column), with the new items' pull taken at the
+    build's mean popularity (what a fold-in keeps)."""
     k = len(E_all) - X.shape[1]
     Xn = sp.hstack([X, sp.csr_matrix((X.shape[0], k))]).tocsr()
-    C = ref_semantic(E_all, cfg.reg_f)
-    if cfg.model == "text":
+    C = ref_semantic(E_all, form["reg_f"]) if "reg_f" in form else None
+    if form.get("text"):
         return C
     pop = np.asarray(X.sum(axis=0)).ravel()
-    w_new = (1 + pop.mean()) ** cfg.pull_power if cfg.pull == "adaptive" else 1.0
-    w = np.concatenate([pull_weights(pop, cfg.pull, cfg.pull_power), np.full(k, w_new)])
-    lam = cfg.reg_x + cfg.dropout / (1 - cfg.dropout) * np.asarray(Xn.sum(axis=0)).ravel()
-    constraint = constraint or ("equality" if cfg.xi == 0 else "inequality")
-    reg_e = cfg.reg_e if cfg.model == "l3ae" else 0.0
-    B = ref_weights(Xn, lam, reg_e, w, C, cfg.xi, constraint)
-    if cfg.model == "additive":
+    power = form.get("pull")
+    w = ((1 + pop.mean()) / (1 + np.concatenate([pop, np.zeros(k)]))) ** power if power \
+        else np.ones(len(E_all))
+    p = form.get("dropout", 0.0)
+    lam = form["lam_x"] + p / (1 - p) * np.asarray(Xn.sum(axis=0)).ravel()
+    xi = form.get("xi", 0.0)
+    constraint = constraint or ("equality" if xi == 0 else "inequality")
+    B = ref_weights(Xn, lam, form.get("reg_e", 0.0), w, C, xi, constraint)
+    alpha = form.get("additive", 0.0)
+    if alpha:
         diag = np.diag(B).copy()
-        B = (1 - cfg.alpha) * B + cfg.alpha * C
-        np.fill_diagonal(B, (1 - cfg.alpha) * diag)
+        B = (1 - alpha) * B + alpha * C
+        np.fill_diagonal(B, (1 - alpha) * diag)
     return B
 
 
@@ -78,7 +94,7 @@ def test_dense_fold_matches_rebuild(split, name):
     cfg = Config.from_preset(CONFIGS[name][0], topk=0, dtype="float64", **CONFIGS[name][1])
     w, state = build(cfg, X, E_old)
     B2, diag_new, state2, _ = fold_in(cfg, state, w.B, E_new)
-    R = rebuild_ref(cfg, X, np.vstack([E_old, E_new]))
+    R = rebuild_ref(CONFIGS[name][2], X, np.vstack([E_old, E_new]))
     scale = np.abs(R).max()
     assert B2.shape == (N_OLD + N_NEW,) * 2 and B2.dtype == np.float64
     assert_rel(B2[:, N_OLD:], R[:, N_OLD:], scale)  # new columns, old and new rows
@@ -102,7 +118,7 @@ def test_pruned_fold_is_top_k_of_the_folded_rows(split, name, topk):
     # reference: the old model's dense old–old block beside the rebuild's new rows/columns,
     # pruned as a build prunes (an old row's dropped entries can never come back)
     dense_old = fit_weights(cfg.replace(topk=0), X, E_old).B
-    R = rebuild_ref(cfg, X, np.vstack([E_old, E_new]))
+    R = rebuild_ref(CONFIGS[name][2], X, np.vstack([E_old, E_new]))
     hybrid = R.copy()
     hybrid[:N_OLD, :N_OLD] = dense_old
     ref = prune_topk(hybrid, topk)
@@ -121,17 +137,17 @@ def test_pruned_fold_is_top_k_of_the_folded_rows(split, name, topk):
     assert (np.diff(B2[:N_OLD, N_OLD:].indptr) > 0).any()  # some new items entered old rows
 
 
-@pytest.mark.parametrize("preset,kw", [("ease", dict(reg_x=3.0)),
-                                       ("rdlae", dict(reg_x=3.0, dropout=0.3, xi=0.1)),
-                                       ("l3ae", dict(reg_x=5.0, reg_e=0.0))])
+@pytest.mark.parametrize("preset,kw,form", [
+    ("ease", dict(reg_x=3.0), dict(lam_x=3.0)),
+    ("rdlae", dict(reg_x=3.0, dropout=0.3, xi=0.1), dict(lam_x=3.0, dropout=0.3, xi=0.1)),
+    ("l3ae", dict(reg_x=5.0, reg_e=0.0), dict(lam_x=5.0))])
 @pytest.mark.parametrize("topk", [0, 6])
-def test_text_free_fold_is_exact_everywhere(split, preset, kw, topk):
+def test_text_free_fold_is_exact_everywhere(split, preset, kw, form, topk):
     X, E_old, E_new = split
-    cfg = Config.from_preset(preset, topk=topk, dtype="float64", **kw)
     rec = Recommender(preset, topk=topk, dtype="float64", **kw).fit(X, foldable=True)
     assert rec.fold_.E is None  # nothing text-related is stored
     rec.add_items([f"new{j}" for j in range(N_NEW)])
-    R = rebuild_ref(cfg, X, np.vstack([E_old, E_new]))
+    R = rebuild_ref(form, X, np.vstack([E_old, E_new]))
     B2 = rec.B_.toarray() if topk else rec.B_
     ref = prune_topk(R, topk).toarray() if topk else R
     np.testing.assert_allclose(B2, ref, atol=1e-10 * np.abs(R).max())
@@ -147,7 +163,8 @@ def test_equality_with_positive_xi_gives_new_items_diag_xi(split):
                       reg_f=0.7, topk=0, dtype=np.float64, keep_pwe=True)
     state = fold_state(cfg, E_old, w.pwe, np.asarray(X.sum(axis=0)).ravel())
     B2, diag_new, _, _ = fold_in(cfg, state, w.B, E_new, constraint="equality")
-    R = rebuild_ref(cfg, X, np.vstack([E_old, E_new]), constraint="equality")
+    R = rebuild_ref(dict(lam_x=1.0, reg_e=3.0, reg_f=0.7, xi=0.3), X,
+                    np.vstack([E_old, E_new]), constraint="equality")
     np.testing.assert_allclose(diag_new, 0.3)
     np.testing.assert_allclose(np.diag(R)[N_OLD:], 0.3, atol=1e-10)  # the reference agrees
     scale = np.abs(R).max()
@@ -161,8 +178,7 @@ def test_chained_fold_ins_match_a_rebuild_of_everything(split):
     rec = Recommender("l3ae", topk=0, dtype="float64", **kw).fit(X, E_old, foldable=True)
     rec.add_items(["a0", "a1", "a2", "a3"], E_new[:4])
     rec.add_items([f"b{j}" for j in range(6)], E_new[4:])  # the first four are old now
-    cfg = rec.config_
-    R = rebuild_ref(cfg, X, np.vstack([E_old, E_new]))
+    R = rebuild_ref(CONFIGS["l3ae-adaptive"][2], X, np.vstack([E_old, E_new]))
     last = slice(N_OLD + 4, None)
     assert_rel(rec.B_[:, last], R[:, last], np.abs(R).max())
     assert_rel(rec.B_[last], R[last], np.abs(R).max())
@@ -176,7 +192,7 @@ def test_float32_in_float32_out(split):
     rec.add_items([f"n{j}" for j in range(N_NEW)], E_new.astype(np.float32))
     assert rec.B_.dtype == np.float32 and rec.diag_.dtype == np.float32
     assert rec.fold_.E.dtype == np.float32 and rec.fold_.pwe.dtype == np.float32
-    R = rebuild_ref(rec.config_, X, np.vstack([E_old, E_new]))
+    R = rebuild_ref(CONFIGS["l3ae"][2], X, np.vstack([E_old, E_new]))
     assert_rel(rec.B_[N_OLD:], R[N_OLD:], np.abs(R).max(), rtol=5e-4)
 
 

@@ -126,7 +126,7 @@ def test_loo_evaluate_matches_dense_reference(tmp_path, refit):
     code = {it: k for k, it in enumerate(inter.item_ids)}
     split = loo_split(inter)
     cfg = Config.from_preset("ease", reg_x=20.0, topk=0, dtype="float64")
-    res = api.evaluate(split, cfg, refit=refit)
+    res = api.evaluate_split(split, cfg, refit=refit)
 
     def rows_of(cut):
         M = np.zeros((len(seqs), inter.shape[1]))
@@ -226,8 +226,8 @@ def test_recency_weights_history_by_age(tmp_path):
     code = {it: k for k, it in enumerate(inter.item_ids)}
     split = loo_split(inter)
     cfg = Config.from_preset("ease", reg_x=10.0, topk=0, dtype="float64", recency=gamma)
-    res = api.evaluate(split, cfg)
-    flat_ = api.evaluate(split, cfg.replace(recency=1.0))
+    res = api.evaluate_split(split, cfg)
+    flat_ = api.evaluate_split(split, cfg.replace(recency=1.0))
 
     def history(cut):
         H = np.zeros((len(seqs), inter.shape[1]))

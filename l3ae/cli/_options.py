@@ -4,7 +4,9 @@ import functools
 
 import click
 
-from l3ae.engine.models import PRESETS, Config, read_config
+from l3ae.api import Data
+from l3ae.engine.models import KNOBS, PRESETS, Config
+from l3ae.io.config_file import read_config
 from l3ae.io.datasets import DATASETS
 from l3ae.io.readers import FORMATS
 
@@ -33,7 +35,8 @@ def data_options(f):
 
 
 def model_options(f):
-    """--model and every hyperparameter; unset ones take the preset's default."""
+    """--model and every hyperparameter; unset ones take the preset's default. A knob that
+    does not enter the chosen model (--xi of text, --alpha outside the fusions) is refused."""
     opts = [
         click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False),
                      help="A config file (JSON, from `l3ae tune`); flags given beside it win."),
@@ -41,15 +44,18 @@ def model_options(f):
                      help="Preset: defaults for the knobs below. Default: the --config's, "
                      "else l3ae."),
         click.option("--reg-x", type=float, help="λ_X, the ridge on B (L3AE: may be negative)."),
-        click.option("--reg-e", type=float, help="λ_E, the pull of B towards C (l3ae)."),
-        click.option("--reg-f", type=float, help="λ_F, the ridge of phase 1 (semantic C)."),
+        click.option("--reg-e", type=float, help="λ_E, the pull of B towards the texts' C (l3ae; with "
+                     "another preset it adds that pull and needs --embeddings)."),
+        click.option("--reg-f", type=float, help="λ_F, the ridge of phase 1, the semantic C (models that "
+                     "use C: l3ae, text, additive, or any with --reg-e)."),
         click.option("--dropout", type=float, help="p of DLAE/EDLAE/RDLAE: Λ += p/(1−p)·diag(G)."),
         click.option("--xi", type=float,
                      help="ξ: diag(B) = 0 when ξ = 0, else diag(B) <= ξ (relaxed, RLAE)."),
         click.option("--pull", type=click.Choice(["uniform", "adaptive"]),
                      help="w: uniform, or adaptive (tail items lean more on text)."),
-        click.option("--pull-power", type=float, help="Exponent of the adaptive pull."),
-        click.option("--alpha", type=float, help="α of the collective/additive fusion baselines."),
+        click.option("--pull-power", type=float, help="Exponent of the adaptive pull (with --pull adaptive)."),
+        click.option("--alpha", type=float, help="α of the collective/additive fusion baselines (only "
+                     "those two)."),
         click.option("--topk", type=int, help="Keep the k strongest weights per item (0: dense). "
                      "Default 500."),
         click.option("--dtype", type=click.Choice(["float32", "float64"])),
@@ -68,10 +74,9 @@ def model_options(f):
 
 def config_from(kw):
     """Pop the model options out of a command's kwargs into a Config: the preset's defaults,
-    then the --config file's values, then every flag given."""
-    names = ["reg_x", "reg_e", "reg_f", "dropout", "xi", "pull", "pull_power", "alpha", "topk",
-             "dtype", "recency", "debias"]
-    flags = {k: kw.pop(k) for k in names}
+    then the --config file's values, then every flag given (refused where it does not enter
+    the model's closed form)."""
+    flags = {k: kw.pop(k) for k in [*KNOBS, "topk", "dtype", "recency", "debias"]}
     path, model = kw.pop("config_file"), kw.pop("model")
     values = read_config(path) if path else {}
     model = model or values.pop("model", None) or "l3ae"
@@ -80,11 +85,16 @@ def config_from(kw):
     return Config.from_preset(model, **values)
 
 
-def source_from(kw):
-    """Pop the data options out of a command's kwargs."""
+def data_from(kw):
+    """Pop the data options (and --embeddings/--encoder) out of a command's kwargs."""
     names = ["interactions", "dataset", "dataset_dir", "user_col", "item_col", "rating_col",
-             "min_rating", "sep", "fmt"]
-    return {k: kw.pop(k) for k in names}
+             "min_rating", "sep", "fmt", "embeddings", "encoder"]
+    return Data(**{k: kw.pop(k) for k in names})
+
+
+def regime_from(kw):
+    """Pop --protocol, --seed, --train-fraction, --cold-items."""
+    return {k: kw.pop(k) for k in ("protocol", "seed", "train_fraction", "cold_items")}
 
 
 def regime_options(f):

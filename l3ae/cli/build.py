@@ -1,12 +1,10 @@
 """`l3ae build`: interactions (+ embeddings) -> model.h5."""
 
-from pathlib import Path
-
 import click
 
 from l3ae import api
 from l3ae.cli._app import cli, progress_printer
-from l3ae.cli._options import config_from, data_options, model_options, source_from
+from l3ae.cli._options import config_from, data_from, data_options, model_options
 from l3ae.engine.tiled import parse_size
 from l3ae.errors import ConfigError
 
@@ -60,28 +58,13 @@ def build(out, max_memory, workdir, resume, foldable, quiet, **kw):
       l3ae build --interactions books.csv --model ease --max-memory 12G \\
                  --workdir /scratch --out books.h5
     """
-    src, cfg = source_from(kw), config_from(kw)
-    source = api.load_source(**src)
-    X, item_ids = api.full_matrix(source)
-    E, encoder = (api.load_embeddings(source, item_ids, kw["embeddings"], src["dataset"],
-                                      kw["encoder"], progress=not quiet)
-                  if cfg.needs_text else (None, ""))
-    workdir = Path(workdir) if workdir else (Path(out).parent if str(Path(out).parent) else
-                                             Path("."))
-    tile_file = workdir / f"{Path(out).name}.tiles.h5"
-    try:
-        rec = api.build(source, cfg, E, progress=progress_printer(quiet), foldable=foldable,
-                        max_memory=max_memory, workdir=workdir, resume=resume,
-                        tile_name=Path(out).name)
-    except (KeyboardInterrupt, OSError, MemoryError):
-        if tile_file.exists():
-            click.echo(f"\nthe tile file {tile_file} is kept: rerun the same command with "
-                       f"--resume to continue from its last finished tile column", err=True)
-        raise
-    rec.save(out, encoder=encoder)
+    data, cfg = data_from(kw), config_from(kw)
+    rec, (m, n), nnz = api.build(data, cfg, out, foldable=foldable,
+                                 progress=progress_printer(quiet), quiet=quiet, workdir=workdir,
+                                 max_memory=max_memory, resume=resume,
+                                 warn=lambda msg: click.echo(msg, err=True))
     t = rec.timings_
-    nnz = rec.B_.nnz if hasattr(rec.B_, "nnz") else rec.B_.size
-    click.echo(f"{cfg.model}: {X.shape[1]} items, {X.shape[0]} users, "
-               f"{X.nnz} interactions -> {out} ({nnz} weights) in "
-               f"{t['total']:.1f} s (" + ", ".join(f"{k} {v:.2f}" for k, v in t.items()
-                                                  if k != "total") + ")", err=True)
+    weights = rec.B_.nnz if hasattr(rec.B_, "nnz") else rec.B_.size
+    click.echo(f"{cfg.model}: {n} items, {m} users, {nnz} interactions -> {out} ({weights} "
+               f"weights) in {t['total']:.1f} s ("
+               + ", ".join(f"{k} {v:.2f}" for k, v in t.items() if k != "total") + ")", err=True)

@@ -2,6 +2,7 @@
 
 import click
 
+from l3ae import api
 from l3ae.cli._app import cli
 from l3ae.io.datasets import DATASETS
 
@@ -42,24 +43,8 @@ def embed(items, dataset, id_col, sep, template, encoder, batch_size, threads, o
     Re-running on an edited catalog embeds only the new and changed texts. Items whose text is
     empty get an all-zero vector. A summary goes to stderr.
     """
-    from l3ae.embed.pipeline import default_template, embed_items, render_texts
-
-    if (items is None) == (dataset is None):
-        raise click.UsageError("give exactly one of --items PATH or --dataset NAME")
-    if dataset is not None:
-        from l3ae.io.datasets import DEFAULT_TEMPLATE, load_items
-
-        ids, columns = load_items(dataset)
-        template, where = template or DEFAULT_TEMPLATE, dataset
-    else:
-        from l3ae.io.readers import read_items
-
-        ids, columns = read_items(items, id_col=id_col, sep=sep)
-        template = template or default_template(columns, id_col or _id_col(columns))
-        where = items
-    texts = render_texts(columns, template, path=where)
-    s = embed_items(ids, texts, encoder, out, batch_size=batch_size, progress=not quiet,
-                    template=template, threads=threads)
+    s = api.embed(out, items, dataset, id_col, sep, template, encoder, batch_size, threads,
+                  progress=not quiet)
     if not quiet:
         rate = f", {s['texts_per_s']:.0f} texts/s" if s["encoded"] else ""
         click.echo(f"{s['texts']} texts: {s['embedded']} embedded, {s['reused']} reused, "
@@ -67,10 +52,6 @@ def embed(items, dataset, id_col, sep, template, encoder, batch_size, threads, o
                    + (f", {s['replaced']} with undecodable bytes" if s["replaced"] else "")
                    + f" in {s['seconds']:.1f} s{rate} -> {out}"
                    + ("" if s["written"] else " (already up to date)"), err=True)
-
-
-def _id_col(columns):
-    return "item_id" if "item_id" in columns else next(iter(columns))
 
 
 @cli.command("export-encoder")

@@ -1,15 +1,12 @@
 """`l3ae evaluate`: split, build on train, Recall/NDCG on validation and test."""
 
-import json
-
 import click
 
 from l3ae import api
 from l3ae.cli._app import cli, progress_printer
-from l3ae.engine.models import PRESETS, Config
-from l3ae.cli._options import (config_from, data_options, model_options, regime_options,
-                               source_from)
-from l3ae.io.atomic import atomic_open
+from l3ae.cli._options import (config_from, data_from, data_options, model_options,
+                               regime_from, regime_options)
+from l3ae.engine.models import PRESETS
 
 
 @cli.command()
@@ -42,31 +39,14 @@ def evaluate(baseline, refit, json_out, quiet, **kw):
       l3ae evaluate --dataset ml-1m --model l3ae --cold-items 0.1 --config best.cfg
       l3ae evaluate --interactions Beauty.txt --format sequences --protocol loo --model ease
     """
-    src, cfg = source_from(kw), config_from(kw)
-    source = api.load_source(**src)
-    split = api.load_split(source, kw["seed"], kw["train_fraction"], kw["cold_items"],
-                           kw["protocol"])
-    _, item_ids = api.full_matrix(source)
-    E, _ = (api.load_embeddings(source, item_ids, kw["embeddings"], src["dataset"],
-                                kw["encoder"], progress=not quiet)
-            if cfg.needs_text else (None, ""))
-    res = api.evaluate(split, cfg, E, item_ids=item_ids, progress=progress_printer(quiet),
-                       refit=refit)
+    data, cfg = data_from(kw), config_from(kw)
+    res = api.evaluate(data, cfg, regime_from(kw), baseline=baseline, refit=refit,
+                       progress=progress_printer(quiet), quiet=quiet, json_out=json_out)
     d = res["data"]
-    where = src["dataset"] or src["interactions"] or src["dataset_dir"]
-    click.echo(f"{cfg.model} on {where}: {d['users']} users, {d['items']} items, "
+    click.echo(f"{cfg.model} on {data.name}: {d['users']} users, {d['items']} items, "
                f"{d['train']}/{d['validation']}/{d['test']} train/validation/test; build "
                f"{res['timings']['total']:.1f} s", err=True)
     click.echo(api.format_table(res))
     if baseline:
-        bcfg = Config.from_preset(baseline, topk=cfg.topk, dtype=cfg.dtype)
-        Eb = E if bcfg.needs_text else None
-        if bcfg.needs_text and Eb is None:
-            Eb, _ = api.load_embeddings(source, item_ids, kw["embeddings"], src["dataset"],
-                                        kw["encoder"], progress=not quiet)
-        res["baseline"] = api.evaluate(split, bcfg, Eb, item_ids=item_ids, refit=refit)
-        metrics = ("hr@10", "ndcg@10") if split.protocol == "loo" else ("recall@20", "ndcg@20")
+        metrics = ("hr@10", "ndcg@10") if d["protocol"] == "loo" else ("recall@20", "ndcg@20")
         click.echo(api.format_comparison(res, cfg.model, baseline, metrics))
-    if json_out:
-        with atomic_open(json_out) as fh:
-            json.dump(res, fh, indent=2)

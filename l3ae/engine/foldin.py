@@ -53,6 +53,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from l3ae.engine import _kernels
+from l3ae.engine.models import fusion
 from l3ae.engine.semantic import semantic_factors
 from l3ae.engine.solve import _total_ridge
 from l3ae.errors import ConfigError
@@ -80,15 +81,14 @@ class FoldState:
 
 
 def coefficients(cfg):
-    """(c₁, c₂) = ((1 − α) λ_E, α) of a config, as :func:`l3ae.engine.models.fit_weights` builds it."""
-    if cfg.model == "collective":
+    """(c₁, c₂) = ((1 − α) λ_E, α) of a config: B = (1 − α)·(phase 2) + α·C (text: α = 1)."""
+    if cfg.form == "collective" and cfg.alpha != 0:
         raise ConfigError("the collective baseline puts α²·EEᵀ inside G, so new items are not "
                           "isolated in P: it cannot be folded; rebuild it with the new items")
-    if cfg.model == "text":
+    if cfg.form == "text":
         return 0.0, 1.0
-    alpha = cfg.alpha if cfg.model == "additive" else 0.0
-    reg_e = cfg.reg_e if cfg.model == "l3ae" else 0.0
-    return (1 - alpha) * reg_e, alpha
+    additive = fusion(cfg)[1]
+    return (1 - additive) * cfg.reg_e, additive
 
 
 def new_diagonal(xi, constraint=None):
@@ -100,8 +100,7 @@ def new_diagonal(xi, constraint=None):
 def new_item_pull(cfg, pull_mean, k, item_ids=None):
     """(w, a) (k,) float64 of k new items: popularity 0, the build's mean popularity kept."""
     w = np.full(k, (1.0 + pull_mean) ** cfg.pull_power if cfg.pull == "adaptive" else 1.0)
-    reg_e = cfg.reg_e if cfg.model == "l3ae" else 0.0
-    return w, _total_ridge(cfg.reg_x, reg_e, w, 0.0, np.zeros(k), item_ids)
+    return w, _total_ridge(cfg.reg_x, cfg.reg_e, w, 0.0, np.zeros(k), item_ids)
 
 
 def fold_state(cfg, E=None, pwe=None, popularity=()):
@@ -212,8 +211,8 @@ def fold_in(cfg, state, B, E_new, *, topk=None, constraint=None, item_ids=None, 
     n, k = B.shape[0], len(E_new)
     dtype, topk = B.dtype, cfg.topk if topk is None else topk
     report = progress or (lambda *a: None)
-    d_new = (1 - (cfg.alpha if cfg.model == "additive" else 0.0)) * new_diagonal(cfg.xi, constraint)
-    if cfg.model == "text":  # no ridge and no pull: B = C
+    d_new = (1 - c2) * new_diagonal(cfg.xi, constraint)
+    if cfg.form == "text":  # no ridge and no pull: B = C
         w, a = np.ones(k), np.ones(k)
     else:  # a rebuild refuses a ≤ 0 at a new item: so does the fold-in
         w, a = new_item_pull(cfg, state.pull_mean, k, item_ids)

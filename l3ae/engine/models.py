@@ -1,57 +1,79 @@
-"""Presets as data: every model of the family is one set of defaults for :func:`solve_weights`.
+"""Presets as data: every model of the family is one row of :data:`PRESETS` for one closed form.
 
-| preset     | Λ                        | λ_E | ξ   | constraint  |
-| lae        | λ_X                      | 0   | 1   | ≤ (never binds)|
-| ease       | λ_X                      | 0   | 0   | =           |
-| dlae/edlae | λ_X + p/(1−p)·diag(G)    | 0   | 1/0 | ≤ / =       |
-| rlae/rdlae | λ_X (+ dropout)          | 0   | ξ   | ≤           |
-| l3ae       | λ_X (may be < 0)         | λ_E | 0   | = (≤ when ξ > 0) |
-| text       | B = C (phase 1 alone)                                |
-| collective | EASE on [X; αFᵀ]  (L3AE paper, Table 3)              |
-| additive   | (1−α)·EASE(X) + α·C  (L3AE paper, Table 3)           |
+A preset names a *form* and the defaults it sets; every other knob keeps its neutral value.
 
-Any preset accepts any knob (``l3ae`` with ``xi > 0``, ``dropout > 0``, ``pull="adaptive"``):
-presets only choose defaults.
+| preset     | form       | Λ                      | λ_E | ξ   | diag(B)       |
+| lae        | solve      | λ_X                    | 0   | 1   | ≤ (never binds) |
+| ease       | solve      | λ_X                    | 0   | 0   | =             |
+| dlae/edlae | solve      | λ_X + p/(1−p)·diag(G)  | 0   | 1/0 | ≤ / =         |
+| rlae/rdlae | solve      | λ_X (+ dropout)        | 0   | ξ   | ≤             |
+| l3ae       | solve      | λ_X (may be < 0)       | λ_E | 0   | = (≤ when ξ > 0) |
+| text       | text       | B = C (phase 1 alone)                                |
+| collective | collective | EASE on [X; αFᵀ]: G + α²EEᵀ (L3AE paper, Table 3)   |
+| additive   | additive   | (1−α)·B + α·C  (L3AE paper, Table 3)                 |
+
+Presets only choose defaults: ``ease`` with ``reg_e > 0`` is L3AE's closed form at ξ = 0, ``l3ae``
+with ``xi > 0`` is relaxed. :data:`KNOBS` says where each knob enters the closed form; a knob
+given where it does not enter (``xi`` of ``text``, ``pull_power`` of a uniform pull, ``alpha``
+outside the fusions) is refused, never dropped, and a resolved Config records exactly what is
+built: knobs that do not enter keep their neutral value (``None`` for reg_f and pull_power).
 """
 
-import json
 from dataclasses import asdict, dataclass, fields, replace
 
 import numpy as np
 import scipy.sparse as sp
 
-from l3ae.engine.solve import solve_weights, text_weights
 from l3ae.errors import ConfigError
 
+# preset: (form, defaults). Forms: "solve" = the generalized closed form (DESIGN §2); "text" =
+# B = C; "collective" / "additive" = the L3AE paper's fusion baselines (weight α).
 PRESETS = {
-    "lae": dict(reg_x=500.0, xi=1.0),
-    "ease": dict(reg_x=500.0),
-    "dlae": dict(reg_x=30.0, dropout=0.3, xi=1.0),
-    "edlae": dict(reg_x=30.0, dropout=0.3),
-    "rlae": dict(reg_x=500.0, xi=0.1),
-    "rdlae": dict(reg_x=30.0, dropout=0.3, xi=0.1),
+    "lae": ("solve", dict(reg_x=500.0, xi=1.0)),
+    "ease": ("solve", dict(reg_x=500.0)),
+    "dlae": ("solve", dict(reg_x=30.0, dropout=0.3, xi=1.0)),
+    "edlae": ("solve", dict(reg_x=30.0, dropout=0.3)),
+    "rlae": ("solve", dict(reg_x=500.0, xi=0.1)),
+    "rdlae": ("solve", dict(reg_x=30.0, dropout=0.3, xi=0.1)),
     # tuned on MovieLens-1M's validation split (README); the paper's Amazon optimum is
     # λ_X = −100, λ_E = 150: sparser data wants a smaller total ridge
-    "l3ae": dict(reg_x=-100.0, reg_e=600.0, reg_f=3.0),
-    "text": dict(reg_f=3.0),
-    "collective": dict(reg_x=300.0, alpha=1.0),
-    "additive": dict(reg_x=300.0, reg_f=1.0, alpha=0.1),
+    "l3ae": ("solve", dict(reg_x=-100.0, reg_e=600.0, reg_f=3.0)),
+    "text": ("text", dict(reg_f=3.0)),
+    "collective": ("collective", dict(reg_x=300.0, alpha=1.0)),
+    "additive": ("additive", dict(reg_x=300.0, reg_f=1.0, alpha=0.1)),
 }
-TEXT_AWARE = {"l3ae", "text", "collective", "additive"}
+
+# knob: (its flag's meaning, when it enters the closed form). Checked in this order: a later
+# knob's condition sees the earlier knobs resolved.
+KNOBS = {
+    "reg_x": ("the ridge λ_X of phase 2", lambda c: c.form != "text"),
+    "dropout": ("the dropout ridge p/(1−p)·diag(G)", lambda c: c.form != "text"),
+    "xi": ("the bound ξ on diag(B)", lambda c: c.form != "text"),
+    "reg_e": ("the text pull λ_E", lambda c: c.form != "text"),
+    "alpha": ("the fusion weight α", lambda c: c.form in ("collective", "additive")),
+    "pull": ("the per-item weights w of the text pull λ_E", lambda c: c.reg_e != 0),
+    "pull_power": ("the exponent of the adaptive pull",
+                   lambda c: c.reg_e != 0 and c.pull == "adaptive"),
+    "reg_f": ("the ridge λ_F of phase 1 (the semantic C)", lambda c: c.uses_c),
+}
+# the value of a knob that does not enter, and the default of one that enters unset
+NEUTRAL = {"reg_x": 0.0, "dropout": 0.0, "xi": 0.0, "reg_e": 0.0, "alpha": 0.0,
+           "pull": "uniform", "pull_power": None, "reg_f": None}
+UNSET = {"reg_f": 1.0, "pull_power": 0.5}
 
 
 @dataclass(frozen=True)
 class Config:
-    """Every hyperparameter of a build. ``None`` fields take the preset's default."""
+    """Every hyperparameter of a build (see :data:`PRESETS` and :data:`KNOBS`)."""
 
     model: str = "l3ae"
     reg_x: float = 0.0
     reg_e: float = 0.0
-    reg_f: float = 1.0
+    reg_f: float | None = None
     dropout: float = 0.0
     xi: float = 0.0
     pull: str = "uniform"
-    pull_power: float = 0.5
+    pull_power: float | None = None
     alpha: float = 0.0
     topk: int = 500
     dtype: str = "float32"
@@ -63,20 +85,44 @@ class Config:
 
     @classmethod
     def from_preset(cls, model, **overrides):
-        """The preset's defaults, then every override that is not None."""
+        """The preset's defaults, then every override that is not None; refused where an
+        override does not enter the closed form."""
         if model not in PRESETS:
             raise ConfigError(f"unknown model {model!r}; choose from {', '.join(PRESETS)}")
-        names = {f.name for f in fields(cls)}
-        unknown = set(overrides) - names
+        unknown = set(overrides) - {f.name for f in fields(cls)} - {"model"}
         if unknown:
             raise ConfigError(f"unknown hyperparameters: {', '.join(sorted(unknown))}")
-        values = dict(PRESETS[model])
-        values.update({k: v for k, v in overrides.items() if v is not None})
-        cfg = cls(model=model, **values)
+        given = {k: v for k, v in overrides.items() if v is not None and k != "model"}
+        cfg = cls(model=model, **{**PRESETS[model][1], **given})
+        return cfg.resolve(strict=given)
+
+    @classmethod
+    def from_dict(cls, values):
+        """A Config as recorded in a model file or a config file, knobs that do not enter reset
+        (older files recorded every knob)."""
+        return cls(**values).resolve(strict=())
+
+    def resolve(self, strict=None):
+        """This config with knobs that do not enter at their neutral value and unset ones at
+        their default, checked. ``strict``: the names whose non-neutral value is refused where
+        it does not enter (None: every name)."""
+        cfg = self
+        for name, (what, enters) in KNOBS.items():
+            value = getattr(cfg, name)
+            if enters(cfg):
+                if value is None:
+                    cfg = replace(cfg, **{name: UNSET[name]})
+            elif value != NEUTRAL[name]:
+                if strict is None or name in strict:
+                    raise ConfigError(f"--{name.replace('_', '-')} {value}: {what} does not "
+                                      f"enter {cfg.describe(name)}; drop it{_hint(cfg, name)}")
+                cfg = replace(cfg, **{name: NEUTRAL[name]})
         cfg.check()
         return cfg
 
     def check(self):
+        if self.model not in PRESETS:
+            raise ConfigError(f"unknown model {self.model!r}; choose from {', '.join(PRESETS)}")
         if self.pull not in ("uniform", "adaptive"):
             raise ConfigError(f"pull must be 'uniform' or 'adaptive', got {self.pull!r}")
         if self.dtype not in ("float32", "float64"):
@@ -87,14 +133,35 @@ class Config:
             raise ConfigError(f"dropout must be in [0, 1), got {self.dropout}")
         if self.xi < 0:
             raise ConfigError(f"xi must be >= 0, got {self.xi}")
+        if self.form == "additive" and not 0 <= self.alpha <= 1:
+            raise ConfigError(f"the additive fusion's alpha must be in [0, 1], got {self.alpha}")
         if not 0 < self.recency <= 1:
             raise ConfigError(f"recency must be in (0, 1], got {self.recency}")
         if not self.debias >= 0:
             raise ConfigError(f"debias must be >= 0, got {self.debias}")
 
     @property
+    def form(self):
+        return PRESETS[self.model][0]
+
+    @property
+    def uses_c(self):
+        """Whether B involves the semantic C (phase 1): text, the additive fusion, or λ_E ≠ 0."""
+        return (self.form == "text" or self.reg_e != 0
+                or (self.form == "additive" and self.alpha != 0))
+
+    @property
     def needs_text(self):
-        return self.model in TEXT_AWARE and (self.model != "l3ae" or self.reg_e != 0)
+        """Whether the build needs item embeddings (C, or the collective fusion's α²EEᵀ)."""
+        return self.uses_c or (self.form == "collective" and self.alpha != 0)
+
+    def describe(self, knob=None):
+        """The model as an error message names it (``knob``: the one being refused)."""
+        if self.form == "text":
+            return f"model {self.model!r} (B = C, phase 1 alone)"
+        if knob in ("pull", "pull_power", "reg_f") and self.reg_e == 0:
+            return f"model {self.model!r} without a text pull (reg-e 0)"
+        return f"model {self.model!r}"
 
     def replace(self, **kw):
         return replace(self, **kw)
@@ -103,22 +170,69 @@ class Config:
         return asdict(self)
 
 
-def read_config(path):
-    """A config file (JSON object of Config fields, as `l3ae tune` writes) as a dict."""
-    from l3ae.errors import DataFormatError
+def _hint(cfg, name):
+    if name == "pull_power":
+        return " (or add --pull adaptive)" if cfg.reg_e else " (or give --reg-e)"
+    if name in ("pull", "reg_f") and cfg.form == "solve":
+        return " (or give --reg-e, the pull towards C)"
+    if name == "alpha":
+        return " (or use --model collective or additive)"
+    return ""
 
-    try:
-        with open(path, encoding="utf-8") as fh:
-            values = json.load(fh)
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise DataFormatError(f"not a JSON config ({exc})", path=path) from None
-    if not isinstance(values, dict):
-        raise DataFormatError("a config file holds one JSON object", path=path)
-    known = {f.name for f in fields(Config)}
-    unknown = sorted(set(values) - known)
-    if unknown:
-        raise DataFormatError(f"unknown keys {unknown}; known: {sorted(known)}", path=path)
-    return values
+
+@dataclass(frozen=True)
+class Terms:
+    """What the closed form of a Config sees (DESIGN §2): a = Λ + λ_E·w, Λ = λ_X [+ dropout
+    term]; collective/additive: the fusions' α (0 when the form is another). w : (n,) float64."""
+
+    reg_x: float
+    reg_e: float
+    w: np.ndarray
+    dropout: float
+    collective: float
+    xi: float
+    reg_f: float | None
+    additive: float
+
+    def factor(self):
+        """Keyword arguments of :func:`l3ae.engine.solve.factorize` (what P depends on)."""
+        return dict(reg_x=self.reg_x, reg_e=self.reg_e, w=self.w, dropout=self.dropout,
+                    collective=self.collective)
+
+    def weights(self):
+        """Keyword arguments of :func:`l3ae.engine.solve.weights_from_inverse`."""
+        return dict(reg_e=self.reg_e, w=self.w, xi=self.xi, reg_f=self.reg_f,
+                    additive=self.additive)
+
+    def solve(self):
+        """Keyword arguments of :func:`l3ae.engine.solve.solve_weights` (both of the above)."""
+        return {**self.factor(), **self.weights()}
+
+    def key(self):
+        """Hashable: terms with equal keys share one P = (G + Dg(a))⁻¹."""
+        if np.all(self.w == 1.0):  # a = Λ + λ_E: only the sum enters
+            return (self.dropout, self.collective, round(self.reg_x + self.reg_e, 9))
+        return (self.dropout, self.collective, self.reg_x, self.reg_e, hash(self.w.tobytes()))
+
+    def restrict(self, active):
+        """The terms of the sub-problem on ``active`` items."""
+        return replace(self, w=self.w[active])
+
+
+def terms(cfg: Config, popularity) -> Terms:
+    """The solver's view of ``cfg`` on items of train counts ``popularity`` (n,)."""
+    if cfg.form == "text":
+        raise ConfigError("the text preset is B = C: it has no phase 2")
+    collective, additive = fusion(cfg)
+    return Terms(float(cfg.reg_x), float(cfg.reg_e),
+                 pull_weights(popularity, cfg.pull, cfg.pull_power), float(cfg.dropout),
+                 collective, float(cfg.xi), cfg.reg_f, additive)
+
+
+def fusion(cfg: Config):
+    """(α of the collective fusion, α of the additive fusion): 0 where the form is another."""
+    return {"collective": (float(cfg.alpha), 0.0),
+            "additive": (0.0, float(cfg.alpha))}.get(cfg.form, (0.0, 0.0))
 
 
 def pull_weights(popularity, pull="uniform", power=0.5):
@@ -133,11 +247,11 @@ def active_items(cfg: Config, popularity):
     """(n_active,) int64 items whose weights need solving, or None for all of them.
     popularity : (n,) interaction counts per item (X's column sums).
 
-    Without a semantic term (λ_E = 0, no fusion), an item no one interacted with is a block
-    of its own in G + Dg(a): its row and column of B are exactly 0 (its diagonal too, under
-    both constraints), so the n³ solve runs on the other items only.
+    Without item embeddings in the build (no C, no collective α), an item no one interacted
+    with is a block of its own in G + Dg(a): its row and column of B are exactly 0 (its
+    diagonal too, under both constraints), so the n³ solve runs on the other items only.
     """
-    if cfg.needs_text or cfg.model in ("collective", "additive"):
+    if cfg.needs_text:
         return None
     active = np.flatnonzero(np.asarray(popularity) > 0)
     return active if len(active) < len(popularity) else None
@@ -171,31 +285,29 @@ def debias_columns(B, popularity, beta):
 def fit_weights(cfg: Config, X, E=None, item_ids=None, progress=None, **solver):
     """Weights (B, diag, timings) of the model ``cfg`` on X (m, n) CSR and E (n, d).
 
-    solver : run-time options of :func:`solve_weights` that do not change the result
-    (memory budget, work folder, resume).
+    solver : run-time options of :func:`l3ae.engine.solve.solve_weights` that do not change
+    the result (memory budget, work folder, resume, keep_pwe).
     """
-    if cfg.debias:
-        out = fit_weights(cfg.replace(debias=0.0), X, E, item_ids, progress, **solver)
-        pop = np.asarray(sp.csr_matrix(X).sum(axis=0)).ravel()
-        return replace(out, B=debias_columns(out.B, pop, cfg.debias))
+    from l3ae.engine.solve import solve_weights, text_weights
+
     dtype = np.dtype(cfg.dtype)
     if cfg.needs_text and E is None:
         raise ConfigError(f"model {cfg.model!r} needs item embeddings (--embeddings)")
-    if cfg.model == "text":
-        return text_weights(np.asarray(E, dtype), cfg.reg_f, cfg.topk, progress=progress)
     popularity = np.asarray(X.sum(axis=0)).ravel()
-    active = active_items(cfg, popularity)
-    if active is not None:
-        n = X.shape[1]
-        ids = None if item_ids is None else [item_ids[j] for j in active]
-        out = fit_weights(cfg, sp.csr_matrix(X)[:, active], E, ids, progress, **solver)
-        diag = np.zeros(n, out.diag.dtype)
-        diag[active] = out.diag
-        return replace(out, B=expand(out.B, active, n), diag=diag)
-    reg_e = cfg.reg_e if cfg.model == "l3ae" else 0.0
-    return solve_weights(
-        X, reg_x=cfg.reg_x, reg_e=reg_e, w=pull_weights(popularity, cfg.pull, cfg.pull_power),
-        dropout=cfg.dropout, xi=cfg.xi, E=E, reg_f=cfg.reg_f,
-        collective=cfg.alpha if cfg.model == "collective" else 0.0,
-        additive=cfg.alpha if cfg.model == "additive" else 0.0,
-        topk=cfg.topk, dtype=dtype, item_ids=item_ids, progress=progress, **solver)
+    if cfg.form == "text":
+        out = text_weights(np.asarray(E, dtype), cfg.reg_f, cfg.topk, progress=progress)
+    else:
+        active = active_items(cfg, popularity)
+        t = terms(cfg, popularity)
+        if active is not None:
+            t = t.restrict(active)
+            X = sp.csr_matrix(X)[:, active]
+            item_ids = None if item_ids is None else [item_ids[j] for j in active]
+        out = solve_weights(X, **t.solve(), E=E if cfg.needs_text else None, topk=cfg.topk,
+                            dtype=dtype, item_ids=item_ids, progress=progress, **solver)
+        if active is not None:
+            n = len(popularity)
+            diag = np.zeros(n, out.diag.dtype)
+            diag[active] = out.diag
+            out = replace(out, B=expand(out.B, active, n), diag=diag)
+    return replace(out, B=debias_columns(out.B, popularity, cfg.debias))

@@ -1,0 +1,95 @@
+"""Presets as data: every knob of every preset is honoured (the built B moves) or refused (a
+ConfigError naming its flag); a resolved Config records exactly what was built."""
+
+import json
+
+import numpy as np
+import pytest
+from conftest import random_problem
+
+from l3ae.engine.models import KNOBS, PRESETS, Config, fit_weights
+from l3ae.errors import ConfigError
+from l3ae.io.model_file import read_model
+from l3ae.model import Recommender
+
+PROBES = {"reg_x": 7.0, "dropout": 0.45, "xi": 0.01, "reg_e": 5.0, "alpha": 0.5,
+          "pull": "adaptive", "pull_power": 0.9, "reg_f": 0.4}
+
+
+@pytest.fixture(scope="module")
+def data():
+    return random_problem(m=150, n=30, d=6, density=0.2, seed=3)
+
+
+def shifted(cfg, knob):
+    """A probe value other than the preset's own for ``knob``."""
+    v = PROBES[knob]
+    if knob == "reg_x":
+        return cfg.reg_x + v
+    return v
+
+
+@pytest.mark.parametrize("preset", list(PRESETS))
+@pytest.mark.parametrize("knob", list(KNOBS))
+def test_every_knob_is_honoured_or_refused(data, preset, knob):
+    X, E = data
+    # a positive λ_X keeps a = Λ + λ_E·w > 0 under every probe (the adaptive pull lowers w)
+    kw = dict(topk=0, dtype="float64", **({} if preset == "text" else {"reg_x": 50.0}))
+    base = Config.from_preset(preset, **kw)
+    value = shifted(base, knob)
+    try:
+        cfg = Config.from_preset(preset, **{**kw, knob: value})
+    except ConfigError as exc:
+        assert f"--{knob.replace('_', '-')} {value}" in str(exc)
+        assert not KNOBS[knob][1](base.replace(**{knob: value}).resolve(strict=()))
+        return
+    assert getattr(cfg, knob) == value  # recorded as given
+    B0 = fit_weights(base, X, E).B
+    B1 = fit_weights(cfg, X, E).B
+    assert np.abs(B1 - B0).max() > 1e-6 * np.abs(B0).max(), f"{knob} left B unchanged"
+
+
+def test_the_reported_case_is_refused_with_the_reason():
+    with pytest.raises(ConfigError, match=r"--xi 0.4: the bound ξ on diag\(B\) does not enter "
+                                          r"model 'text'"):
+        Config.from_preset("text", reg_f=2.0, xi=0.4)
+
+
+def test_resolved_config_keeps_only_what_enters():
+    ease = Config.from_preset("ease")
+    assert ease.reg_f is None and ease.pull_power is None and ease.reg_e == 0
+    plain = Config.from_preset("l3ae", reg_e=0.0)  # the preset's λ_F no longer enters
+    assert plain.reg_f is None and plain.reg_x == -100.0
+    pulled = Config.from_preset("ease", reg_e=50.0)  # λ_F enters: its default
+    assert pulled.reg_f == 1.0 and pulled.needs_text
+    adaptive = Config.from_preset("l3ae", pull="adaptive")
+    assert adaptive.pull_power == 0.5
+    assert Config.from_preset("collective", alpha=0.0).needs_text is False
+
+
+def test_old_model_files_with_every_knob_still_load(data, tmp_path):
+    """Files written before the table recorded reg_f = 1.0 for text-free models: read, reset."""
+    X, _ = data
+    Recommender("ease", reg_x=20.0).fit(X).save(tmp_path / "m.h5")
+    import h5py
+
+    with h5py.File(tmp_path / "m.h5", "a") as f:
+        cfg = json.loads(f.attrs["config"])
+        assert cfg["reg_f"] is None
+        f.attrs["config"] = json.dumps(dict(cfg, reg_f=1.0, pull_power=0.5))
+    rec = Recommender.load(tmp_path / "m.h5")
+    assert rec.config_.reg_f is None and rec.config_ == Config.from_preset("ease", reg_x=20.0)
+    assert read_model(tmp_path / "m.h5")["config"]["reg_f"] == 1.0  # the file is untouched
+
+
+def test_recommender_takes_and_keeps_a_config(data):
+    X, E = data
+    cfg = Config.from_preset("rdlae", reg_x=20.0, topk=0, dtype="float64")
+    a = Recommender(cfg).fit(X)
+    b = Recommender("rdlae", reg_x=20.0, topk=0, dtype="float64").fit(X)
+    assert a.config == a.config_ == b.config_ == cfg
+    np.testing.assert_array_equal(a.B_, b.B_)
+    c = Recommender(cfg, xi=0.3)  # params override the Config
+    assert c.config.xi == 0.3 and c.config.reg_x == 20.0
+    with pytest.raises(ConfigError, match="--alpha"):
+        Recommender(cfg, alpha=0.2)
