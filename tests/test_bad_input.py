@@ -237,6 +237,11 @@ CASES = [
     ("knob-reg-f-of-ease", {}, EASE + ["{tmp}/r.csv", "--reg-f", "2"],
      "--reg-f 2.0: the ridge λ_F of phase 1 (the semantic C) does not enter model 'ease' "
      "without a text pull (reg-e 0); drop it (or give --reg-e, the pull towards C)"),
+    ("knob-in-a-config-file", {"text.cfg": b'{"model": "text", "reg_f": 2, "xi": 0.4}'},
+     ["build", "--config", "{tmp}/text.cfg", "--out", OUT, "--interactions", "{tmp}/r.csv",
+      "--embeddings", "{tmp}/e.h5"],
+     "--xi 0.4: the bound ξ on diag(B) does not enter model 'text' (B = C, phase 1 alone); "
+     "drop it"),
     ("knob-in-a-grid", {}, ["tune", "--model", "text", "--grid", "xi=0.1,0.2", "--out",
                             "{tmp}/best.json", "--interactions", "{tmp}/r.csv", "--embeddings",
                             "{tmp}/e.h5"],

@@ -93,3 +93,27 @@ def test_recommender_takes_and_keeps_a_config(data):
     assert c.config.xi == 0.3 and c.config.reg_x == 20.0
     with pytest.raises(ConfigError, match="--alpha"):
         Recommender(cfg, alpha=0.2)
+
+
+def test_config_files_of_older_versions_still_work(data, tmp_path):
+    """l3ae 0.1's tune recorded reg_f = 1.0 and pull_power = 0.5 for every model."""
+    from click.testing import CliRunner
+
+    from l3ae.cli import cli
+
+    X, _ = data
+    rows = ["user_id,item_id"] + [f"u{u},i{i}" for u, i in zip(*X.nonzero())]
+    (tmp_path / "r.csv").write_text("\n".join(rows) + "\n")
+    old = dict(Config.from_preset("ease", reg_x=20.0).to_dict(), reg_f=1.0, pull_power=0.5)
+    (tmp_path / "old.cfg").write_text(json.dumps(old))
+    r = CliRunner().invoke(cli, ["build", "--interactions", str(tmp_path / "r.csv"), "--config",
+                                 str(tmp_path / "old.cfg"), "--out", str(tmp_path / "m.h5")])
+    assert r.exit_code == 0, r.output
+    assert Recommender.load(tmp_path / "m.h5").config_ == Config.from_preset("ease", reg_x=20.0)
+    # the same value where it enters is kept: reg_f = 1.0 of an l3ae file is its λ_F
+    from l3ae.cli._options import config_from
+
+    (tmp_path / "l3ae.cfg").write_text(json.dumps(dict(old, model="l3ae", reg_e=30.0)))
+    kw = {k: None for k in [*KNOBS, "topk", "dtype", "recency", "debias", "model"]}
+    cfg = config_from(dict(kw, config_file=str(tmp_path / "l3ae.cfg")))
+    assert cfg.reg_f == 1.0 and cfg.reg_e == 30.0 and cfg.pull_power is None

@@ -6,7 +6,7 @@ import click
 
 from l3ae.api import Data
 from l3ae.engine.models import KNOBS, PRESETS, Config
-from l3ae.io.config_file import read_config
+from l3ae.io.config_file import LEGACY_DEFAULTS, read_config
 from l3ae.io.datasets import DATASETS
 from l3ae.io.readers import FORMATS
 
@@ -81,8 +81,10 @@ def config_from(kw):
     values = read_config(path) if path else {}
     model = model or values.pop("model", None) or "l3ae"
     values.pop("model", None)
-    values.update({k: v for k, v in flags.items() if v is not None})
-    return Config.from_preset(model, **values)
+    flags = {k: v for k, v in flags.items() if v is not None}
+    # an older file's record of a knob that did not enter is reset, not refused
+    strict = set(flags) | {k for k, v in values.items() if LEGACY_DEFAULTS.get(k, ...) != v}
+    return Config.from_preset(model, strict=strict, **{**values, **flags})
 
 
 def data_from(kw):

@@ -84,9 +84,10 @@ class Config:
     debias: float = 0.0
 
     @classmethod
-    def from_preset(cls, model, **overrides):
+    def from_preset(cls, model, strict=None, **overrides):
         """The preset's defaults, then every override that is not None; refused where an
-        override does not enter the closed form."""
+        override does not enter the closed form (``strict``: only these names; the others are
+        reset)."""
         if model not in PRESETS:
             raise ConfigError(f"unknown model {model!r}; choose from {', '.join(PRESETS)}")
         unknown = set(overrides) - {f.name for f in fields(cls)} - {"model"}
@@ -94,7 +95,7 @@ class Config:
             raise ConfigError(f"unknown hyperparameters: {', '.join(sorted(unknown))}")
         given = {k: v for k, v in overrides.items() if v is not None and k != "model"}
         cfg = cls(model=model, **{**PRESETS[model][1], **given})
-        return cfg.resolve(strict=given)
+        return cfg.resolve(strict=given if strict is None else strict)
 
     @classmethod
     def from_dict(cls, values):

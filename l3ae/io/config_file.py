@@ -6,6 +6,10 @@ from dataclasses import fields
 from l3ae.engine.models import Config
 from l3ae.errors import DataFormatError
 
+# what config files of l3ae 0.1 recorded for knobs that did not enter the model: reset where
+# they do not enter, instead of refused (any other value of a knob that does not enter is)
+LEGACY_DEFAULTS = {"reg_f": 1.0, "pull_power": 0.5}
+
 
 def read_config(path):
     """The values of a config file as a dict (keys checked against Config's fields)."""
