@@ -17,7 +17,8 @@ import time
 
 import numpy as np
 
-from l3ae.engine.models import Config, active_items, debias_columns, expand, terms
+from l3ae.engine.models import (Config, active_items, debias_columns, expand,
+                                solved_terms, terms)
 from l3ae.engine.score import topn
 from l3ae.engine.solve import factorize, text_weights, weights_from_inverse
 from l3ae.errors import ConfigError
@@ -170,10 +171,7 @@ def _weights(cfg, train, popularity, E, inv):
     Ed = np.asarray(E, dtype) if cfg.needs_text else None
     if cfg.form == "text":
         return text_weights(Ed, cfg.reg_f, cfg.topk).B, None
-    active = active_items(cfg, popularity)
-    t = terms(cfg, popularity)
-    if active is not None:
-        t = t.restrict(active)
+    active, t = solved_terms(cfg, popularity)
     if inv is None:
         inv = factorize(train if active is None else train[:, active], **t.factor(), E=Ed,
                         dtype=dtype)

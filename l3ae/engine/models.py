@@ -236,6 +236,13 @@ def fusion(cfg: Config):
             "additive": (0.0, float(cfg.alpha))}.get(cfg.form, (0.0, 0.0))
 
 
+def solved_terms(cfg: Config, popularity):
+    """(active items (k,) int64 or None for all, the Terms of the solve on them)."""
+    active = active_items(cfg, popularity)
+    t = terms(cfg, popularity)
+    return active, (t if active is None else t.restrict(active))
+
+
 def pull_weights(popularity, pull="uniform", power=0.5):
     """w (n,) float64 > 0: ones, or ((1 + mean c) / (1 + c_i))^power so tail items lean on text."""
     c = np.asarray(popularity, dtype=np.float64)
@@ -298,10 +305,8 @@ def fit_weights(cfg: Config, X, E=None, item_ids=None, progress=None, **solver):
     if cfg.form == "text":
         out = text_weights(np.asarray(E, dtype), cfg.reg_f, cfg.topk, progress=progress)
     else:
-        active = active_items(cfg, popularity)
-        t = terms(cfg, popularity)
+        active, t = solved_terms(cfg, popularity)
         if active is not None:
-            t = t.restrict(active)
             X = sp.csr_matrix(X)[:, active]
             item_ids = None if item_ids is None else [item_ids[j] for j in active]
         out = solve_weights(X, **t.solve(), E=E if cfg.needs_text else None, topk=cfg.topk,
