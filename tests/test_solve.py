@@ -7,8 +7,7 @@ from conftest import random_problem
 
 from l3ae.engine import gram, semantic_correlation, solve_weights
 from l3ae.engine.models import Config, fit_weights, pull_weights
-from l3ae.engine.solve import cholesky_inverse
-from l3ae.errors import ConfigError, NotPositiveDefiniteError
+from l3ae.errors import ConfigError
 
 
 def ref_semantic(E, reg_f):
@@ -186,18 +185,6 @@ def test_pruned_equals_dense_topk(problem):
         got = pruned.indices[pruned.indptr[i]:pruned.indptr[i + 1]]
         assert set(got) == want
         np.testing.assert_allclose(pruned[i, list(got)].toarray().ravel(), dense[i, list(got)])
-
-
-def test_cholesky_inverse_in_place_and_not_spd():
-    rng = np.random.default_rng(3)
-    M = rng.standard_normal((30, 30))
-    A = M @ M.T + 30 * np.eye(30)
-    buf = A.copy()
-    out = cholesky_inverse(buf)
-    assert out is buf
-    np.testing.assert_allclose(np.tril(buf), np.tril(np.linalg.inv(A)), atol=1e-12)
-    with pytest.raises(NotPositiveDefiniteError, match="item 'b'"):
-        cholesky_inverse(np.array([[1.0, 0], [0, -1.0]]), item_ids=["a", "b"])
 
 
 def test_nonpositive_total_ridge_is_a_config_error():
