@@ -6,18 +6,21 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import textwrap
 
 import h5py
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from conftest import random_problem, write_ratings
+from conftest import dense_ease, random_problem, write_ratings
 from test_solve import ref_semantic, ref_weights
 
 from l3ae.cli import cli
 from l3ae.engine import _kernels, memory, solve_weights, tiled
 from l3ae.engine.gram import _csr_csc
+from l3ae.engine.models import Config
+from l3ae.engine.solve import factorize
 from l3ae.errors import DataFormatError
 from l3ae.io import tiles as tiles_io
 from l3ae.model import Recommender
@@ -361,23 +364,32 @@ def test_cli_build_out_of_core_and_resume_refusal(ratings, tmp_path, monkeypatch
     assert "--max-memory" in run("build", "--help").output
 
 
-def test_factorize_above_the_lapack_limit_uses_tiles_and_cleans_up(monkeypatch):
-    """tune's sweeps call factorize directly: large catalogs must go tiled there too."""
+def test_factorize_above_the_lapack_limit_uses_tiles_and_cleans_up(monkeypatch, tmp_path):
+    """Above LAPACK_MAX_N, factorize (which tune's sweeps call directly) solves on tiles in a
+    temporary file: P is the dense float64 inverse, and the file is gone after ``P.remove()``
+    and after a sweep."""
     from l3ae import tune as tuning
-    from l3ae.engine import solve
-    from l3ae.engine.models import Config
-    from l3ae.evaluation import random_split
 
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # where the temporary files go
     monkeypatch.setattr(memory, "LAPACK_MAX_N", 16)
-    X, _ = random_problem(m=200, n=40, seed=3)
-    inv = solve.factorize(X, reg_x=5.0, dtype=np.float64)
-    assert isinstance(inv.P, tiled.TiledP) and os.path.exists(inv.P.path)
-    G = (X.T @ X).toarray() + 5.0 * np.eye(40)
-    np.testing.assert_allclose(inv.P.diagonal(), np.diag(np.linalg.inv(G)), rtol=1e-10)
+    made = []  # every tiled P, to check that its file is gone afterwards
+    real = tiled.tiled_inverse
+    monkeypatch.setattr(tiled, "tiled_inverse", lambda *a, **k: made.append(real(*a, **k))
+                        or made[-1])
+    n = 40  # three tiles of 16, the last one padded
+    X, _ = random_problem(m=200, n=n, seed=3)
+    inv = factorize(X, reg_x=5.0, dtype=np.float64)
+    assert isinstance(inv.P, tiled.TiledP) and inv.P.store.tile == 16
+    assert os.listdir(tmp_path) == [inv.P.path.name]
+    P = np.vstack([blk.copy() for _, blk in inv.P.row_blocks()])  # blocks reuse two buffers
+    want = np.linalg.solve((X.T @ X).toarray() + 5.0 * np.eye(n), np.eye(n))
+    np.testing.assert_allclose(P, want, rtol=1e-10, atol=1e-14)
     inv.P.remove()
-    Xc = X.tocoo()
-    split = random_split(Xc.row, Xc.col, X.shape, seed=0)
-    res = tuning.sweep(tuning.grid_configs(Config.from_preset("ease", topk=10),
-                                           {"reg_x": [5.0]}), split.train,
-                       tuning.validation_scorer(split))
-    assert res[0]["metrics"]["recall@20"] >= 0
+    assert os.listdir(tmp_path) == []
+
+    got = []
+    cfg = Config.from_preset("ease", reg_x=5.0, topk=0, dtype="float64")
+    res = tuning.sweep([cfg], X, lambda B, cfg: got.append(B) or {})
+    assert res[0]["metrics"] == {} and len(made) == 2
+    np.testing.assert_allclose(got[0], dense_ease(X, 5.0), atol=1e-12)
+    assert os.listdir(tmp_path) == []
