@@ -200,6 +200,7 @@ CHILD = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow  # a Python process per case
 @pytest.mark.parametrize("kill_at", [3, 10])  # during the factor; during the inverse
 def test_resume_after_sigkill(prob, tmp_path, straight, kill_at):
     X, E = prob
