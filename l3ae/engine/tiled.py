@@ -292,7 +292,9 @@ class TiledP:
 
     Row blocks are tile rows (T, n), assembled from the lower tiles of tile row I and the
     transposed tiles of tile column I; ``matmul`` is one pass over the lower tiles. Blocks are
-    fresh buffers the caller may overwrite (``scratch``).
+    scratch buffers the caller may overwrite (``scratch``). Two buffers take turns: block k + 2
+    starts loading into block k's buffer as soon as block k + 1 is asked for, so copy a block
+    to keep it.
     """
 
     scratch = True
