@@ -25,6 +25,7 @@ from quality import DATASETS  # noqa: E402
 
 from l3ae import api  # noqa: E402
 from l3ae.evaluation import score  # noqa: E402
+from l3ae.io.atomic import atomic_open  # noqa: E402
 from l3ae.model import Recommender  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -73,7 +74,12 @@ def main():
                               if r["model"] == "EASE" and r["regime"] == "train 1"})
     if not os.path.exists(CORNAC):
         raise SystemExit(f"no Cornac python at {CORNAC}; see --help")
-    print("| dataset | model | λ | test R@20 | test N@20 | tail R@20 | fit s |\n" + "|---" * 7 + "|")
+    lines = [f"Command: `python bench/peers.py {' '.join(sys.argv[1:])}` (seeded 8:1:1 split, "
+             "test ranked over all items, train and validation masked; l3ae's metric code "
+             "scores every B)\n",
+             "| dataset | model | λ | test R@20 | test N@20 | tail R@20 | fit s |",
+             "|---" * 7 + "|"]
+    print("\n".join(lines), flush=True)
     Recommender("ease", reg_x=1.0).fit(sp.eye(3, format="csr"))  # load the numba kernels once
     for ds in args.datasets:
         lam = args.reg_x or tuned.get(ds, 300.0)
@@ -87,9 +93,12 @@ def main():
             runs.append((f"Cornac EASE posB={posB}", B.astype(np.float32), secs))
         for name, B, secs in runs:
             te = score(B, split, (20,), which=("test",))["test"]
-            print(f"| {ds} | {name} | {lam:g} | {te['all']['recall@20']:.4f} | "
-                  f"{te['all']['ndcg@20']:.4f} | {te['tail']['recall@20']:.4f} | {secs:.1f} |",
-                  flush=True)
+            lines.append(f"| {ds} | {name} | {lam:g} | {te['all']['recall@20']:.4f} | "
+                         f"{te['all']['ndcg@20']:.4f} | {te['tail']['recall@20']:.4f} | "
+                         f"{secs:.1f} |")
+            print(lines[-1], flush=True)
+    with atomic_open(os.path.join(HERE, "results", "peers.md")) as fh:
+        fh.write("# Cornac's EASE beside l3ae's EASE\n\n" + "\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":

@@ -3,6 +3,11 @@
 import numpy as np
 
 
+def item_name(j, item_ids=None):
+    """How messages name item index j: "item 'i42' (#7)", or "item #7" without ids."""
+    return f"item {item_ids[j]!r} (#{j})" if item_ids is not None else f"item #{j}"
+
+
 class L3AEError(Exception):
     """Base class of l3ae's own errors."""
 
@@ -38,6 +43,6 @@ class NotPositiveDefiniteError(L3AEError, np.linalg.LinAlgError):
     @classmethod
     def at(cls, j, item_ids=None):
         """The error for a Cholesky that failed at item index j (leading minor j + 1)."""
-        name = f"item {item_ids[j]!r} (#{j})" if item_ids is not None else f"item #{j}"
-        return cls(f"G + Dg(a) is not positive definite at {name} (leading minor {j + 1}); "
+        return cls(f"G + Dg(a) is not positive definite at {item_name(j, item_ids)} "
+                   f"(leading minor {j + 1}); "
                    f"raise the ridge (--reg-x, or --reg-e with a semantic pull)")

@@ -1,10 +1,11 @@
 """Evaluation protocols, regimes and scoring of a model on a split (DESIGN §6).
 
 A :class:`Split` holds train / validation / test (m, n) CSR matrices over one catalog.
-Protocols: ``random`` (per-user random 8:1:1, Recall/NDCG@10/20/50, head = 20% most popular
-by train count; test ranks from the train history) and ``loo`` (leave-one-out on time-ordered
-sequences as FAERec/SASRec: last item = test, second-to-last = validation, HR/NDCG@5/10/20, head
-= the ⌊20% n⌋ most frequent items over all sequences; test ranks from train + validation).
+Protocols: ``random`` (per-user random 8:1:1, :func:`split_interactions`; Recall/NDCG@10/20/50,
+head = 20% most popular by train count, :func:`head_items`; test ranks from the train history)
+and ``loo`` (leave-one-out on time-ordered sequences as FAERec/SASRec: last item = test,
+second-to-last = validation, HR/NDCG@5/10/20, head = the ⌊20% n⌋ most frequent items over all
+sequences; test ranks from train + validation).
 Both mask every known item: validation masks train, test masks train and validation.
 Regimes transform a split: ``train_fraction`` keeps a random fraction of each user's train
 interactions (sparsity curves); ``cold_items`` removes a random fraction of items from train
@@ -19,7 +20,7 @@ from functools import cached_property
 import numpy as np
 import scipy.sparse as sp
 
-from l3ae.engine.metrics import head_items, ranking_metrics, split_interactions
+from l3ae.engine.metrics import ranking_metrics
 from l3ae.engine.score import topn
 from l3ae.errors import ConfigError
 from l3ae.io.readers import to_csr
@@ -91,6 +92,17 @@ class Split:
         return out
 
 
+def head_items(popularity, head_fraction=0.2):
+    """(n,) bool: the round(head_fraction·n) most popular items of ``popularity`` (n,) counts,
+    ties by lower index (the random protocol's head; loo fixes its own, :func:`loo_split`)."""
+    n = len(popularity)
+    n_head = int(round(head_fraction * n))
+    order = np.argsort(-np.asarray(popularity), kind="stable")
+    head = np.zeros(n, bool)
+    head[order[:n_head]] = True
+    return head
+
+
 def loo_split(inter, head_fraction=0.2) -> Split:
     """Leave-one-out split of time-ordered sequences (``Interactions.ordered``).
 
@@ -132,6 +144,24 @@ def _ages(users, items, age, shape):
     A.indptr = A.indptr.astype(np.int64)
     A.indices = A.indices.astype(np.int64)
     return A
+
+
+def split_interactions(users, items, shape, fractions=(0.8, 0.1, 0.1), seed=0):
+    """Random per-user split of (user, item) code pairs into train/validation/test CSR (m, n).
+
+    Each user's interactions are shuffled (seeded); position r of k goes to train if
+    r/k < f_train, to validation if r/k < f_train + f_val, else to test.
+    """
+    users, items = np.asarray(users, np.int64), np.asarray(items, np.int64)
+    rng = np.random.default_rng(seed)
+    order = np.lexsort((rng.random(len(users)), users))
+    u_sorted = users[order]
+    starts = np.searchsorted(u_sorted, u_sorted, side="left")
+    counts = np.bincount(u_sorted, minlength=shape[0])[u_sorted]
+    frac = (np.arange(len(users)) - starts) / counts
+    cut1, cut2 = fractions[0], fractions[0] + fractions[1]
+    parts = [frac < cut1, (frac >= cut1) & (frac < cut2), frac >= cut2]
+    return tuple(to_csr(u_sorted[p], items[order][p], shape) for p in parts)
 
 
 def random_split(users, items, shape, seed=0):

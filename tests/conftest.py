@@ -1,19 +1,9 @@
+"""Shared test data. Tests marked ``slow`` (subprocesses, SIGKILL, encoder builds) run by
+default, as in CI; ``pytest -m "not slow"`` leaves them out while iterating."""
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
-
-
-def pytest_addoption(parser):
-    parser.addoption("--runslow", action="store_true", default=False, help="run slow tests")
-
-
-def pytest_collection_modifyitems(config, items):
-    if config.getoption("--runslow"):
-        return
-    skip = pytest.mark.skip(reason="slow: pass --runslow")
-    for item in items:
-        if "slow" in item.keywords:
-            item.add_marker(skip)
 
 
 def random_problem(m=120, n=40, d=8, density=0.15, seed=0):

@@ -106,6 +106,7 @@ def ratings(tmp_path):
     return write_ratings(tmp_path / "r.csv", users=400, items=300, per_user=12)
 
 
+@pytest.mark.slow  # l3ae processes, SIGKILLed
 def test_build_killed_at_random_moments_keeps_the_previous_model(tmp_path, ratings):
     out = tmp_path / "m.h5"
     variants = [["build", "--interactions", ratings, "--model", "ease", "--reg-x", reg,
@@ -151,6 +152,7 @@ def loads_embeddings(path, n=60):
     return E
 
 
+@pytest.mark.slow  # l3ae processes, SIGKILLed
 def test_embed_killed_at_random_moments_keeps_the_previous_embeddings(tmp_path, home,
                                                                       monkeypatch):
     env = dict(os.environ, L3AE_HOME=str(home))
@@ -207,6 +209,7 @@ DYING = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow  # a Python process per case, SIGKILLed
 @pytest.mark.parametrize("command_name,where", [("build", "indices"), ("build", "rename"),
                                                 ("embed", "hashes")])
 def test_killed_inside_the_write(tmp_path, ratings, request, monkeypatch, command_name, where):
@@ -282,6 +285,7 @@ WRITER = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow  # a writer process rewriting models
 def test_recommend_during_a_rewrite_always_sees_a_complete_model(tmp_path, ratings):
     from l3ae.io.readers import read_interactions
 

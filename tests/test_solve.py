@@ -4,11 +4,11 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 from conftest import random_problem
+from scipy.optimize import lsq_linear
 
 from l3ae.engine import gram, semantic_correlation, solve_weights
 from l3ae.engine.models import Config, fit_weights, pull_weights
-from l3ae.engine.solve import cholesky_inverse
-from l3ae.errors import ConfigError, NotPositiveDefiniteError
+from l3ae.errors import ConfigError
 
 
 def ref_semantic(E, reg_f):
@@ -123,15 +123,62 @@ def test_weights_match_dense_reference_and_kkt(problem, name, kw):
         assert np.abs(mu * (d - xi)).max() < 1e-8
 
 
-def test_inequality_differs_from_equality_with_semantic_pull(problem):
-    """DESIGN: with λ_E > 0, "≤ 0" and "= 0" differ where (PWC)_jj is negative enough."""
-    X, E = problem
-    kw = dict(reg_x=0.5, reg_e=50.0, reg_f=0.05, topk=0, dtype=np.float64, E=E)
-    eq = solve_weights(X, constraint="equality", **kw)
-    ineq = solve_weights(X, constraint="inequality", **kw)
-    assert np.all(ineq.diag <= 1e-10)
-    if np.any(ineq.diag < -1e-6):
-        assert np.abs(eq.B - ineq.B).max() > 1e-6
+def ref_bounded_lsq(X, lam, reg_e, w, C, xi, constraint):
+    """B column by column as a stacked least-squares problem, another route than the KKT system
+    above: min ||[X; Dg(Λ)^½; (λ_E W)^½] b − [x_j; 0; (λ_E W)^½ c_j]||², with b_j ≤ ξ by scipy's
+    bounded solver (inequality) or b_j = ξ eliminated (equality). Needs Λ > 0."""
+    X = X.toarray()
+    n = X.shape[1]
+    A = np.vstack([X, np.diag(np.sqrt(lam)), np.diag(np.sqrt(reg_e * w))])
+    B = np.zeros((n, n))
+    for j in range(n):
+        y = np.concatenate([X[:, j], np.zeros(n), np.sqrt(reg_e * w) * C[:, j]])
+        if constraint == "inequality":
+            ub = np.full(n, np.inf)
+            ub[j] = xi
+            B[:, j] = lsq_linear(A, y, bounds=(-np.inf, ub), method="bvls", tol=1e-14).x
+        else:
+            rest = np.arange(n) != j
+            B[rest, j] = np.linalg.lstsq(A[:, rest], y - xi * A[:, j], rcond=None)[0]
+            B[j, j] = xi
+    return B
+
+
+def test_inequality_differs_from_equality_with_semantic_pull():
+    """DESIGN: with λ_E > 0, "≤ 0" and "= 0" differ where (PWC)_jj is negative enough.
+
+    Items 0 and 1 have the same interactions, and item 0's embedding is item 1's twice over
+    (d > n: nearly orthogonal to the rest), so C_10 ≈ 1.6 (2, shrunk by λ_F). The pull draws
+    b_10 above 1, which alone over-predicts x_0 = x_1, and the fit answers with b_00 < 0: the
+    bound b_00 ≤ 0 is slack there (the inequality keeps b_00 < 0, the equality forces 0) and
+    binding at every other item (the same columns).
+    """
+    rng = np.random.default_rng(1)
+    X, _ = random_problem(m=120, n=20, seed=1)
+    X = X.tolil()
+    X[:, 0] = X[:, 1]
+    X = X.tocsr()
+    E = rng.standard_normal((20, 32))
+    E /= np.linalg.norm(E, axis=1, keepdims=True)
+    E[0] = 2 * E[1]
+    n, reg_x, reg_e, reg_f = 20, 1.0, 20.0, 0.1
+    lam, w, C = np.full(n, reg_x), np.ones(n), ref_semantic(E, reg_f)
+    kw = dict(reg_x=reg_x, reg_e=reg_e, reg_f=reg_f, topk=0, dtype=np.float64, E=E)
+    eq = solve_weights(X, constraint="equality", **kw).B
+    ineq = solve_weights(X, constraint="inequality", **kw).B
+    np.testing.assert_allclose(eq, ref_bounded_lsq(X, lam, reg_e, w, C, 0.0, "equality"),
+                               atol=1e-9)
+    np.testing.assert_allclose(ineq, ref_bounded_lsq(X, lam, reg_e, w, C, 0.0, "inequality"),
+                               atol=1e-9)
+    free = np.diag(ref_bounded_lsq(X, lam, reg_e, w, C, np.inf, "inequality"))  # no bound
+    # the closed form's reading of it: b_jj = 1 − a_j P_jj + λ_E (PWC)_jj, P by dense solve
+    P = np.linalg.solve((X.T @ X).toarray() + np.diag(lam + reg_e * w), np.eye(n))
+    np.testing.assert_allclose(free, 1 - (lam + reg_e * w) * np.diag(P)
+                               + reg_e * np.diag(P @ np.diag(w) @ C), atol=1e-9)
+    assert free[0] < -0.1 and np.all(free[1:] > 0.1)  # slack at item 0 only
+    assert ineq[0, 0] == pytest.approx(free[0]) and eq[0, 0] == pytest.approx(0, abs=1e-12)
+    assert np.abs(eq[:, 0] - ineq[:, 0]).max() > 0.1
+    np.testing.assert_allclose(ineq[:, 1:], eq[:, 1:], atol=1e-10)  # binding: the same columns
 
 
 @pytest.mark.parametrize("model", ["ease", "edlae", "rdlae", "l3ae", "text", "additive",
@@ -186,18 +233,6 @@ def test_pruned_equals_dense_topk(problem):
         got = pruned.indices[pruned.indptr[i]:pruned.indptr[i + 1]]
         assert set(got) == want
         np.testing.assert_allclose(pruned[i, list(got)].toarray().ravel(), dense[i, list(got)])
-
-
-def test_cholesky_inverse_in_place_and_not_spd():
-    rng = np.random.default_rng(3)
-    M = rng.standard_normal((30, 30))
-    A = M @ M.T + 30 * np.eye(30)
-    buf = A.copy()
-    out = cholesky_inverse(buf)
-    assert out is buf
-    np.testing.assert_allclose(np.tril(buf), np.tril(np.linalg.inv(A)), atol=1e-12)
-    with pytest.raises(NotPositiveDefiniteError, match="item 'b'"):
-        cholesky_inverse(np.array([[1.0, 0], [0, -1.0]]), item_ids=["a", "b"])
 
 
 def test_nonpositive_total_ridge_is_a_config_error():

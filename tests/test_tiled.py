@@ -1,23 +1,27 @@
-"""Out-of-core solve: tile tasks, tiled == in-memory == dense reference, checkpoint and resume,
-refusal of foreign or damaged tile files, the memory plan and the CLI options."""
+"""Out-of-core solve: Gram strips, tiled == in-memory == dense reference, checkpoint and resume,
+refusal of foreign or damaged tile files, routing by --max-memory and LAPACK_MAX_N, progress and
+the CLI options. (Tile tasks: test_blas.py; the memory plan: test_memory.py.)"""
 
 import os
 import signal
 import subprocess
 import sys
+import tempfile
 import textwrap
 
 import h5py
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from conftest import random_problem, write_ratings
+from conftest import dense_ease, random_problem, write_ratings
 from test_solve import ref_semantic, ref_weights
 
 from l3ae.cli import cli
-from l3ae.engine import _kernels, solve_weights, tiled
+from l3ae.engine import _kernels, memory, solve_weights, tiled
 from l3ae.engine.gram import _csr_csc
-from l3ae.errors import ConfigError, DataFormatError, NotPositiveDefiniteError
+from l3ae.engine.models import Config
+from l3ae.engine.solve import factorize
+from l3ae.errors import DataFormatError
 from l3ae.io import tiles as tiles_io
 from l3ae.model import Recommender
 
@@ -35,64 +39,7 @@ def solve(X, E, tmp_path, **kw):
     return solve_weights(X, E=E, workdir=tmp_path, **kw)
 
 
-# -- tile tasks ---------------------------------------------------------------------------------
-def spd(n, seed=0, dtype=np.float64):
-    rng = np.random.default_rng(seed)
-    M = rng.standard_normal((n, n))
-    return (M @ M.T + n * np.eye(n)).astype(dtype)
-
-
-@pytest.mark.parametrize("dtype,tol", [(np.float64, 1e-12), (np.float32, 5e-4)])
-def test_tile_tasks_match_numpy_and_keep_their_inputs(dtype, tol):
-    rng = np.random.default_rng(1)
-    A = spd(12, dtype=dtype)
-    A0 = A.copy()
-    L = tiled.potrf(A)
-    np.testing.assert_array_equal(A, A0)  # pure unless overwrite
-    assert L.dtype == dtype and np.all(np.triu(L, 1) == 0)
-    np.testing.assert_allclose(L, np.linalg.cholesky(A0.astype(np.float64)), rtol=tol, atol=tol)
-    B = rng.standard_normal((30, 12)).astype(dtype)
-    B0 = B.copy()
-    np.testing.assert_allclose(tiled.trsm_lt(L, B) @ L.T, B0, rtol=tol, atol=tol)
-    np.testing.assert_allclose(tiled.trsm_right(L, B, alpha=-2.0) @ L, -2 * B0, rtol=tol,
-                               atol=tol * 10)
-    np.testing.assert_array_equal(B, B0)
-    C = rng.standard_normal((30, 7)).astype(dtype)
-    a, b = rng.standard_normal((30, 5)).astype(dtype), rng.standard_normal((7, 5)).astype(dtype)
-    np.testing.assert_allclose(tiled.gemm(C, a, b, tb=True), C - a @ b.T, rtol=tol, atol=tol)
-    np.testing.assert_allclose(tiled.gemm(C[:5], a, C, 0.5, 2.0, ta=True),
-                               2 * C[:5] + 0.5 * a.T @ C, rtol=tol, atol=tol)
-    out = tiled.gemm(C, a, b, tb=True, overwrite=True)
-    assert out is C
-    S = tiled.syrk(A0, B[:12])
-    np.testing.assert_allclose(np.tril(S), np.tril(A0 - B0[:12] @ B0[:12].T), rtol=tol, atol=tol)
-    np.testing.assert_array_equal(np.triu(S, 1), np.triu(A0, 1))  # upper triangle untouched
-    # P_jj = L⁻ᵀ (I + Z) L⁻¹
-    Z = (lambda m: m @ m.T)(rng.standard_normal((12, 12))).astype(dtype)
-    Li = np.linalg.inv(L.astype(np.float64))
-    np.testing.assert_allclose(tiled.diag_inverse(L, Z), Li.T @ (np.eye(12) + Z) @ Li,
-                               rtol=tol * 10, atol=tol)
-    np.testing.assert_allclose(tiled.potri(L), Li.T @ Li, rtol=tol * 10, atol=tol)
-
-
-def test_symm_strip_sums_to_the_symmetric_product():
-    T, nt = 4, 5
-    P = spd(T * nt, seed=2)
-    R = np.random.default_rng(3).standard_normal((T * nt, 3))
-    for i0 in range(nt):
-        out = np.zeros((T * (nt - i0), 3))
-        for k in range(i0, nt):
-            strip = np.ascontiguousarray(P[k * T:, k * T:(k + 1) * T])
-            tiled.symm_strip(out, strip, R[i0 * T:], k, i0, overwrite=True)
-        np.testing.assert_allclose(out, P[i0 * T:, i0 * T:] @ R[i0 * T:], atol=1e-10)
-
-
-def test_potrf_names_the_failing_item():
-    A = np.diag([1.0, 2.0, -1.0])
-    with pytest.raises(NotPositiveDefiniteError, match="item 'z' \\(#12\\).*--reg-x"):
-        tiled.potrf(A, row0=10, item_ids=[str(i) for i in range(12)] + ["z"])
-
-
+# -- the Gram strips ---------------------------------------------------------------------------
 def test_gram_cols_is_a_block_of_the_lower_gram(prob):
     X, _ = prob
     G = (X.T @ X).toarray()
@@ -253,6 +200,7 @@ CHILD = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow  # a Python process per case
 @pytest.mark.parametrize("kill_at", [3, 10])  # during the factor; during the inverse
 def test_resume_after_sigkill(prob, tmp_path, straight, kill_at):
     X, E = prob
@@ -349,36 +297,10 @@ def test_refuses_damaged_files(prob, interrupted):
         resume(prob, interrupted)
 
 
-# -- memory plan, progress ----------------------------------------------------------------------
-def test_parse_size():
-    assert tiled.parse_size("8G") == 8 * 2 ** 30
-    assert tiled.parse_size("500m") == 500 * 2 ** 20
-    assert tiled.parse_size("1.5GiB") == 3 * 2 ** 29
-    assert tiled.parse_size("123456") == 123456
-    for bad in ("", "abc", "0", "-1G", "8X", "G8", "1.2.3G"):
-        with pytest.raises(ConfigError, match="memory size"):
-            tiled.parse_size(bad)
-
-
-def test_plan_in_memory_when_it_fits_else_tiles_that_fit():
-    G = 2 ** 30
-    kw = dict(itemsize=4, nnz=5_000_000, d=384, topk=500, base=300 << 20)
-    assert tiled.plan(15_000, max_memory=None, **kw)[0] == "memory"
-    where, _, need = tiled.plan(15_000, max_memory=2 * G, **kw)
-    assert where == "memory" and need < 2 * G
-    where, T, need = tiled.plan(40_000, max_memory=3 * G, **kw)
-    assert where == "tiles" and need <= 3 * G and T % 32 == 0 and 1000 < T < 10_000
-    where, T, need = tiled.plan(100_000, max_memory=12 * G, **kw)
-    assert where == "tiles" and need <= 12 * G
-    with pytest.raises(ConfigError, match="too small for 100000 items"):
-        tiled.plan(100_000, max_memory=1 * G, **kw)
-    with pytest.raises(ConfigError, match="--topk 0"):
-        tiled.plan(40_000, max_memory=3 * G, **dict(kw, topk=0))
-
-
+# -- routing, progress -------------------------------------------------------------------------
 def test_max_memory_routes_the_solve(prob, tmp_path, monkeypatch):
     X, E = prob
-    monkeypatch.setattr(tiled, "current_rss", lambda: 0)
+    monkeypatch.setattr(memory, "current_rss", lambda: 0)
     seen = []
     solve(X, E, tmp_path, reg_x=5.0, topk=5, max_memory="70M",
           progress=lambda *a: seen.append(a))
@@ -391,16 +313,17 @@ def test_max_memory_routes_the_solve(prob, tmp_path, monkeypatch):
 def test_progress_reports_tiles_gflops_and_eta(prob, tmp_path):
     X, E = prob
     seen = []
-    solve(X, E, tmp_path, reg_x=5.0, tile=8, progress=lambda *a: seen.append(a))
+
+    def progress(phase, done, total, info=""):  # the one signature (l3ae.engine.progress)
+        seen.append((phase, done, total, info))
+
+    solve(X, E, tmp_path, reg_x=5.0, tile=8, progress=progress)
     chol = [s for s in seen if s[0] == "cholesky"]
     assert chol[-1][1:3] == (28, 28)  # 7 tile columns: 7 + 6 + … + 1 tiles
     assert "GFLOP/s, ETA" in chol[-1][3]
     inv = [s for s in seen if s[0] == "inverse"]
-    assert inv[-1][1:3] == (28, 28) and seen[-1][:3] == ("weights", N_ITEMS, N_ITEMS)
-    three = []  # a three-argument callback (cli progress_printer) still works
-    solve(X, E, tmp_path, reg_x=5.0, tile=8,
-          progress=lambda phase, done, total: three.append(phase))
-    assert "inverse" in three
+    assert inv[-1][1:3] == (28, 28) and "GFLOP/s, ETA" in inv[-1][3]
+    assert seen[-1] == ("weights", N_ITEMS, N_ITEMS, "")
 
 
 # -- CLI ----------------------------------------------------------------------------------------
@@ -423,7 +346,7 @@ def test_cli_max_memory_parse_errors_exit_2(ratings, tmp_path, bad):
 
 
 def test_cli_build_out_of_core_and_resume_refusal(ratings, tmp_path, monkeypatch):
-    monkeypatch.setattr(tiled, "current_rss", lambda: 0)
+    monkeypatch.setattr(memory, "current_rss", lambda: 0)
     work = tmp_path / "work"
     args = ["build", "--interactions", ratings, "--model", "ease", "--reg-x", "5",
             "--topk", "5", "--max-memory", "70M", "--workdir", work]
@@ -442,36 +365,32 @@ def test_cli_build_out_of_core_and_resume_refusal(ratings, tmp_path, monkeypatch
     assert "--max-memory" in run("build", "--help").output
 
 
-def test_plan_never_hands_lapack_more_than_its_safe_size():
-    from l3ae.engine.tiled import LAPACK_MAX_N, plan
-
-    where, T, _ = plan(LAPACK_MAX_N, itemsize=4, nnz=10, base=0)
-    assert where == "memory"
-    where, T, _ = plan(40000, itemsize=4, nnz=10, base=0)  # no budget: still tiles
-    assert where == "tiles" and T <= LAPACK_MAX_N
-    where, T, _ = plan(100000, itemsize=4, nnz=10, base=0, max_memory=10 ** 12)
-    assert where == "tiles" and T <= LAPACK_MAX_N
-    with pytest.raises(ConfigError, match="dense B"):
-        plan(40000, itemsize=4, nnz=10, base=0, topk=0)
-
-
-def test_factorize_above_the_lapack_limit_uses_tiles_and_cleans_up(monkeypatch):
-    """tune's sweeps call factorize directly: large catalogs must go tiled there too."""
+def test_factorize_above_the_lapack_limit_uses_tiles_and_cleans_up(monkeypatch, tmp_path):
+    """Above LAPACK_MAX_N, factorize (which tune's sweeps call directly) solves on tiles in a
+    temporary file: P is the dense float64 inverse, and the file is gone after ``P.remove()``
+    and after a sweep."""
     from l3ae import tune as tuning
-    from l3ae.engine import solve
-    from l3ae.engine.models import Config
-    from l3ae.evaluation import random_split
 
-    monkeypatch.setattr(tiled, "LAPACK_MAX_N", 16)
-    X, _ = random_problem(m=200, n=40, seed=3)
-    inv = solve.factorize(X, reg_x=5.0, dtype=np.float64)
-    assert isinstance(inv.P, tiled.TiledP) and os.path.exists(inv.P.path)
-    G = (X.T @ X).toarray() + 5.0 * np.eye(40)
-    np.testing.assert_allclose(inv.P.diagonal(), np.diag(np.linalg.inv(G)), rtol=1e-10)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # where the temporary files go
+    monkeypatch.setattr(memory, "LAPACK_MAX_N", 16)
+    made = []  # every tiled P, to check that its file is gone afterwards
+    real = tiled.tiled_inverse
+    monkeypatch.setattr(tiled, "tiled_inverse", lambda *a, **k: made.append(real(*a, **k))
+                        or made[-1])
+    n = 40  # three tiles of 16, the last one padded
+    X, _ = random_problem(m=200, n=n, seed=3)
+    inv = factorize(X, reg_x=5.0, dtype=np.float64)
+    assert isinstance(inv.P, tiled.TiledP) and inv.P.store.tile == 16
+    assert os.listdir(tmp_path) == [inv.P.path.name]
+    P = np.vstack([blk.copy() for _, blk in inv.P.row_blocks()])  # blocks reuse two buffers
+    want = np.linalg.solve((X.T @ X).toarray() + 5.0 * np.eye(n), np.eye(n))
+    np.testing.assert_allclose(P, want, rtol=1e-10, atol=1e-14)
     inv.P.remove()
-    Xc = X.tocoo()
-    split = random_split(Xc.row, Xc.col, X.shape, seed=0)
-    res = tuning.sweep(tuning.grid_configs(Config.from_preset("ease", topk=10),
-                                           {"reg_x": [5.0]}), split.train,
-                       tuning.validation_scorer(split))
-    assert res[0]["metrics"]["recall@20"] >= 0
+    assert os.listdir(tmp_path) == []
+
+    got = []
+    cfg = Config.from_preset("ease", reg_x=5.0, topk=0, dtype="float64")
+    res = tuning.sweep([cfg], X, lambda B, cfg: got.append(B) or {})
+    assert res[0]["metrics"] == {} and len(made) == 2
+    np.testing.assert_allclose(got[0], dense_ease(X, 5.0), atol=1e-12)
+    assert os.listdir(tmp_path) == []

@@ -5,7 +5,7 @@ import click
 from l3ae import api
 from l3ae.cli._app import cli, progress_printer
 from l3ae.cli._options import config_from, data_from, data_options, model_options
-from l3ae.engine.tiled import parse_size
+from l3ae.engine.memory import parse_size
 from l3ae.errors import ConfigError
 
 

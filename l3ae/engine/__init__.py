@@ -6,6 +6,10 @@
 - :func:`solve_weights`           phase 2: the generalized closed form for B, one n×n buffer.
 - :func:`prune_topk`              keep the k strongest entries per row, CSR.
 - :func:`topn`                    score(u) = x_u B, seen items masked, top-N (numba).
+
+P = (G + Dg(a))⁻¹ beyond one n×n buffer: :mod:`.memory` plans where it is computed,
+:mod:`.tiled` runs the out-of-core schedule of :mod:`.blas`'s tile tasks, :mod:`.progress`
+reports it.
 """
 
 from l3ae.engine.gram import gram

@@ -1,42 +1,12 @@
-"""Evaluation protocol (DESIGN §6): per-user random 8:1:1 split, Recall@K and NDCG@K.
+"""Ranking metrics (DESIGN §6): Recall@K and NDCG@K of top-N lists against held-out items.
 
 Recall@K = hits / |T_u|;  NDCG@K = DCG / IDCG with IDCG over min(K, |T_u|) ideal hits;
-averaged over users whose (group-restricted) T_u is non-empty. Head = the 20% most popular items
-by train count, tail = the rest; group metrics keep the full ranking and restrict T_u.
+averaged over users whose (group-restricted) T_u is non-empty. A group metric (head, tail, cold:
+:mod:`l3ae.evaluation`) keeps the full ranking and restricts T_u to the group's items.
 """
 
 import numpy as np
 import scipy.sparse as sp
-
-from l3ae.io.readers import to_csr
-
-
-def split_interactions(users, items, shape, fractions=(0.8, 0.1, 0.1), seed=0):
-    """Random per-user split of (user, item) code pairs into train/validation/test CSR (m, n).
-
-    Each user's interactions are shuffled (seeded); position r of k goes to train if
-    r/k < f_train, to validation if r/k < f_train + f_val, else to test.
-    """
-    users, items = np.asarray(users, np.int64), np.asarray(items, np.int64)
-    rng = np.random.default_rng(seed)
-    order = np.lexsort((rng.random(len(users)), users))
-    u_sorted = users[order]
-    starts = np.searchsorted(u_sorted, u_sorted, side="left")
-    counts = np.bincount(u_sorted, minlength=shape[0])[u_sorted]
-    frac = (np.arange(len(users)) - starts) / counts
-    cut1, cut2 = fractions[0], fractions[0] + fractions[1]
-    parts = [frac < cut1, (frac >= cut1) & (frac < cut2), frac >= cut2]
-    return tuple(to_csr(u_sorted[p], items[order][p], shape) for p in parts)
-
-
-def head_items(popularity, head_fraction=0.2):
-    """(n,) bool: the ``head_fraction`` most popular items (ties by lower index)."""
-    n = len(popularity)
-    n_head = int(round(head_fraction * n))
-    order = np.argsort(-np.asarray(popularity), kind="stable")
-    head = np.zeros(n, bool)
-    head[order[:n_head]] = True
-    return head
 
 
 def ranking_metrics(top, truth, ks=(10, 20, 50), item_mask=None):

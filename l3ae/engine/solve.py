@@ -9,7 +9,8 @@
 
 X : (m, n) binary CSR; E : (n, d) float. Peak memory: ONE n×n buffer of ``dtype`` (A → L → P →
 dense B in place) plus O(n d) blocks and one (block, n) row block when pruning to top-k.
-The factorization is LAPACK potrf + potri in place on the lower triangle (never an LU inverse).
+The factorization is LAPACK potrf + potri in place on the lower triangle (never an LU inverse;
+:func:`l3ae.engine.blas.cholesky_inverse`).
 When that buffer does not fit ``max_memory``, P is computed out of core on tiles in an HDF5 file
 (:mod:`l3ae.engine.tiled`: the same algorithm one tile column at a time; with one tile it is
 this one) and everything after P reads it through one row source: ``diagonal()``, ``matmul(R)``
@@ -24,13 +25,14 @@ from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
-from scipy.linalg import lapack
 
-from l3ae.engine import _kernels, tiled
+from l3ae.engine import _kernels, memory, tiled
+from l3ae.engine.blas import cholesky_inverse, gemm
 from l3ae.engine.gram import gram
+from l3ae.engine.progress import ignore
 from l3ae.engine.prune import RowPruner
 from l3ae.engine.semantic import semantic_factors, semantic_rows
-from l3ae.errors import ConfigError, NotPositiveDefiniteError
+from l3ae.errors import ConfigError, item_name
 
 
 @dataclass
@@ -41,37 +43,6 @@ class Weights:
     diag: np.ndarray
     timings: dict = field(default_factory=dict)
     pwe: object = None  # P W E (n, d) when asked for (keep_pwe): the state of a fold-in
-
-
-def _name(item_ids, j):
-    return f"item {item_ids[j]!r} (#{j})" if item_ids is not None else f"item #{j}"
-
-
-def cholesky_inverse(A, item_ids=None):
-    """Overwrite the lower triangle of C-ordered SPD ``A`` (n, n) with that of A⁻¹, in place.
-
-    The strict upper triangle is ignored on input and undefined on output. A's transpose is
-    Fortran-ordered, so LAPACK works on it without a copy (its upper = our lower triangle).
-    Raises NotPositiveDefiniteError naming the first failing item.
-    """
-    n = A.shape[0]
-    if n == 0:
-        return A
-    At = A.T
-    potrf, potri = lapack.get_lapack_funcs(("potrf", "potri"), (At,))
-    c, info = potrf(At, lower=0, clean=0, overwrite_a=1)
-    if info > 0:
-        raise NotPositiveDefiniteError.at(info - 1, item_ids)
-    if info < 0:
-        raise ValueError(f"potrf: illegal argument {-info}")
-    if not np.shares_memory(c, A):
-        At[...] = c
-    c, info = potri(At, lower=0, overwrite_c=1)
-    if info != 0:
-        raise NotPositiveDefiniteError(f"potri failed at {_name(item_ids, max(info, 1) - 1)}")
-    if not np.shares_memory(c, A):
-        At[...] = c
-    return A
 
 
 def _check(dtype, dropout, additive, xi, constraint):
@@ -121,7 +92,7 @@ def _total_ridge(lam_x, reg_e, w, dropout, diag_g, item_ids):
         j = bad[0]
         raise ConfigError(
             f"the total ridge a = Λ + λ_E·w must be > 0 for every item; a = {a[j]:.6g} at "
-            f"{_name(item_ids, j)} ({bad.size} items); raise --reg-x or --reg-e")
+            f"{item_name(j, item_ids)} ({bad.size} items); raise --reg-x or --reg-e")
     return a
 
 
@@ -143,10 +114,10 @@ def factorize(X, *, reg_x, reg_e=0.0, w=None, dropout=0.0, E=None, collective=0.
     w = _pull(w, n)
     if collective and E is None:
         raise ConfigError("the collective baseline needs item embeddings (E)")
-    if tile is None and n > tiled.LAPACK_MAX_N:
+    if tile is None and n > memory.LAPACK_MAX_N:
         # one LAPACK call on n > LAPACK_MAX_N is unsafe: tiles in a temporary file, which the
         # caller removes with ``inv.P.remove()`` (solve_weights and tune.sweep do)
-        tile = min(tiled.LAPACK_MAX_N, 8192)
+        tile = min(memory.LAPACK_MAX_N, 8192)
         fd, name = tempfile.mkstemp(suffix=".tiles.h5", dir=tile_path and Path(tile_path).parent)
         os.close(fd)
         os.unlink(name)
@@ -158,7 +129,7 @@ def factorize(X, *, reg_x, reg_e=0.0, w=None, dropout=0.0, E=None, collective=0.
                                 E=E, collective=collective, item_ids=item_ids,
                                 progress=progress, on_checkpoint=on_checkpoint)
         return Inverse(P, a, diag_g, dict(P.timings))
-    report = progress or (lambda *a: None)
+    report = progress or ignore
     A = gram(X, dtype=dtype, lower_only=True)
     diag_g = np.diagonal(A).astype(np.float64)
     timings = {"gram": time.perf_counter() - t0}
@@ -225,7 +196,7 @@ def weights_from_inverse(inv: Inverse, *, reg_e=0.0, w=None, xi=0.0, constraint=
     w = _pull(w, n)
     if (reg_e != 0 or additive != 0) and E is None:
         raise ConfigError("this model needs item embeddings (E) for its semantic term")
-    report = progress or (lambda *a: None)
+    report = progress or ignore
     block = block or _block(n, dtype)
     t0 = time.perf_counter()
     fac = None
@@ -274,7 +245,7 @@ def weights_from_inverse(inv: Inverse, *, reg_e=0.0, w=None, xi=0.0, constraint=
         rows = np.arange(r0, r1)
         blk = np.multiply(p_rows, (-g)[None, :], out=p_rows if P.scratch else None)
         if L is not None:
-            tiled.gemm(blk, L[r0:r1], ets, 1.0, 1.0, overwrite=True)  # blk += L[r0:r1] @ ets
+            gemm(blk, L[r0:r1], ets, 1.0, 1.0, overwrite=True)  # blk += L[r0:r1] @ ets
         blk[rows - r0, rows] = diag_b[r0:r1]
         if pruner is None:
             dense[r0:r1] = blk  # B rows need only P's same rows: safe to overwrite in place
@@ -300,12 +271,12 @@ def solve_weights(X, *, reg_x, reg_e=0.0, w=None, dropout=0.0, xi=0.0, constrain
     collective : α of the collective fusion baseline, EASE on [X; αFᵀ]: G += α² E Eᵀ.
     additive : α of the additive fusion baseline, B ← (1−α) B + α C.
     topk : keep the k largest-magnitude off-diagonal entries per row (CSR); 0: dense B (n, n).
-    progress : optional callable(phase: str, done: int, total: int[, info: str]); the tiled
-    phases pass "GFLOP/s, ETA" as ``info`` to a callback that takes four arguments.
+    progress : optional callable(phase, done, total, info="") (:mod:`l3ae.engine.progress`);
+    the tiled phases pass "GFLOP/s, ETA" as ``info``.
 
     Run-time options (the result does not depend on them):
     max_memory : budget of the whole process in bytes or "8G"/"500M". None, or when P's n×n
-    buffer fits: in memory. Otherwise out of core, tiles sized to fit (:func:`tiled.plan`).
+    buffer fits: in memory. Otherwise out of core, tiles sized to fit (:func:`memory.plan`).
     workdir : folder of the tile file ``<tile_name>.tiles.h5`` (default: the system's temporary
     folder). It is deleted after a successful solve and kept when one is interrupted.
     resume : continue from that tile file's last finished tile column (refused if the file
@@ -321,10 +292,10 @@ def solve_weights(X, *, reg_x, reg_e=0.0, w=None, dropout=0.0, xi=0.0, constrain
     X = sp.csr_matrix(X)
     n = X.shape[1]
     if isinstance(max_memory, str):
-        max_memory = tiled.parse_size(max_memory)
-    where, tile, _ = tiled.plan(n, itemsize=dtype.itemsize, nnz=X.nnz,
-                                d=E.shape[1] if E is not None else 0, topk=topk,
-                                max_memory=max_memory, tile=tile)
+        max_memory = memory.parse_size(max_memory)
+    where, tile, _ = memory.plan(n, itemsize=dtype.itemsize, nnz=X.nnz,
+                                 d=E.shape[1] if E is not None else 0, topk=topk,
+                                 max_memory=max_memory, tile=tile)
     tile_path = Path(workdir or tempfile.gettempdir()) / f"{tile_name}.tiles.h5"
     if resume and tile_path.exists():
         where, tile = "tiles", tile or 1  # the file's own tile size is used

@@ -31,16 +31,16 @@ one Cholesky step, instead of keeping a second copy of every column on disk.
 The last column (j = nt − 1) is P_jj = potri(L_jj), so with one tile the whole solve is LAPACK
 potrf + potri, the in-memory algorithm.
 
-Every step is a pure tile task (:func:`potrf`, :func:`trsm_lt`, :func:`syrk`, :func:`gemm`,
-:func:`trsm_right`, :func:`symm_strip`, :func:`diag_inverse`, :func:`potri`): a function of its
-input tiles only.
+Every step is a pure tile task of :mod:`l3ae.engine.blas` (potrf, trsm_lt, syrk, gemm,
+trsm_right, symm_strip, diag_inverse, potri): a function of its input tiles only.
 Applied to a strip, a task is the batch of its per-tile tasks run as one BLAS call. The order
 below (one tile column at a time, strips streamed) is the out-of-core schedule; a Dask graph of
 the same tasks is the way past one machine.
 
 Memory: 4 strips (≤ 4·N·T·itemsize: the column being built, the L column during the inverse,
 and two read buffers so that the next strip loads while BLAS runs on the current one), plus the
-O(n·d) blocks of B and the pruned result. T is chosen from the memory budget (:func:`plan`).
+O(n·d) blocks of B and the pruned result. T is chosen from the memory budget by
+:func:`l3ae.engine.memory.plan` (which counts these 4 strips as ``STRIPS``).
 The cost beyond potrf + potri's n³ is about 1.5·n²·T flops (Y's quadratic form and the trsm
 of the inverse): 1.5·T/n, 11% with 14 tile columns.
 Disk: ≈ n²/2·itemsize (the lower tiles, written once as L and once as P).
@@ -49,10 +49,6 @@ Checkpoint: after each tile column (see :mod:`l3ae.io.tiles`); resume recomputes
 
 from __future__ import annotations
 
-import inspect
-import math
-import os
-import re
 import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
@@ -60,312 +56,24 @@ from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
-from scipy.linalg import blas, lapack
 
 from l3ae.engine import _kernels
+from l3ae.engine.blas import (diag_inverse, gemm, potrf, potri, symm_strip, syrk, trsm_lt,
+                              trsm_right)
 from l3ae.engine.gram import _csr_csc
-from l3ae.errors import ConfigError, NotPositiveDefiniteError
+from l3ae.engine.progress import Meter, ignore
+from l3ae.errors import NotPositiveDefiniteError
 from l3ae.io.tiles import TileFile, fingerprint
-
-# -- sizes and the memory plan ----------------------------------------------------------------
-_UNITS = {"": 1, "K": 2 ** 10, "M": 2 ** 20, "G": 2 ** 30, "T": 2 ** 40}
-MIN_TILE = 128
-STRIPS = 4  # tile columns held at once (see the module docstring)
-# Largest n given to one LAPACK call. scipy's bundled OpenBLAS (0.3.x) segfaults inside a
-# 2-thread spotrf from n ≈ 26k (measured here: 25,000 ran, 27,000 and 40,000 crashed at once;
-# single-threaded it ran): above this, even an in-memory build runs the tiled solve.
-LAPACK_MAX_N = 20000
-
-
-def parse_size(text):
-    """Bytes from "8G", "500M", "1.5g", "3GiB", "123456" (K/M/G/T are powers of 1024)."""
-    m = re.fullmatch(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*([KMGT]?)(?:I?B)?\s*", str(text), re.I)
-    if not m or float(m.group(1)) <= 0:
-        raise ConfigError(f"cannot read the memory size {text!r}: use e.g. 8G, 500M or 1.5G")
-    return int(float(m.group(1)) * _UNITS[m.group(2).upper()])
-
-
-def format_size(nbytes):
-    for unit in ("T", "G", "M", "K"):
-        if nbytes >= _UNITS[unit]:
-            return f"{nbytes / _UNITS[unit]:.1f} {unit}iB"
-    return f"{nbytes} B"
-
-
-def current_rss():
-    """Resident set size of this process now, in bytes (Linux; else the peak so far)."""
-    try:
-        with open("/proc/self/statm") as fh:
-            return int(fh.read().split()[1]) * _page_size()
-    except (OSError, IndexError, ValueError):
-        import resource
-
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-
-
-def _page_size():
-    import os
-
-    return os.sysconf("SC_PAGE_SIZE")
-
-
-def plan(n, *, itemsize, nnz, d=0, topk=500, max_memory=None, base=None, tile=None):
-    """Where P is computed: ("memory", None) or ("tiles", T), and the estimated peak in bytes.
-
-    The estimate: the process now (``base``) + the n×n buffer or 4 strips of N×T + X as int64
-    CSR and CSC (the Gram kernels) + the pruned B (n·k entries) + a few n×d blocks + slack.
-    ``tile`` forces the tiled path with that tile size (tests, benchmarks).
-    """
-    base = current_rss() if base is None else base
-    k = min(topk, max(n - 1, 0)) if topk else n
-    fixed = (base + 16 * nnz + 16 * n + n * k * (8 + itemsize) + 6 * n * d * itemsize
-             + (64 << 20))
-    in_memory = fixed + n * n * itemsize + (16 << 20)
-    if tile is not None:
-        if tile < 1:
-            raise ConfigError(f"tile must be >= 1, got {tile}")
-        tile = min(tile, max(n, 1))
-        return "tiles", tile, fixed + STRIPS * _pad(n, tile) * tile * itemsize
-    if max_memory is None or in_memory <= max_memory:
-        if n <= LAPACK_MAX_N:
-            return "memory", None, in_memory
-        # one LAPACK call on the whole n×n buffer is unsafe here (see LAPACK_MAX_N): the same
-        # solve on tiles, within what the in-memory path would have used (and 80% of the RAM)
-        if not topk:
-            raise ConfigError(f"a dense B (--topk 0) is limited to {LAPACK_MAX_N} items (one "
-                              f"LAPACK call on the n×n buffer); keep the top k weights")
-        ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-        max_memory = min(in_memory, int(0.8 * ram) if max_memory is None else max_memory)
-    if not topk:
-        raise ConfigError(f"a dense B (--topk 0) needs an n×n buffer ({format_size(in_memory)})"
-                          f" > --max-memory {format_size(max_memory)}: keep the top k weights")
-    room = (max_memory - fixed) / (STRIPS * itemsize)  # T · N ≤ room, N ≈ n + T
-    t_max = min(int((-n + math.sqrt(n * n + 4 * max(room, 0))) / 2), LAPACK_MAX_N)
-    if t_max < MIN_TILE:
-        need = fixed + STRIPS * (n + MIN_TILE) * MIN_TILE * itemsize
-        raise ConfigError(f"--max-memory {format_size(max_memory)} is too small for {n} items: "
-                          f"the tiled solve needs about {format_size(need)} (the process "
-                          f"already holds {format_size(base)})")
-    nt = -(-n // t_max)
-    while True:  # balance the tiles (less padding), rounded up to a multiple of 32
-        T = min(t_max, -(-(-(-n // nt)) // 32) * 32)
-        if T * nt >= n:
-            break
-        nt += 1
-    return "tiles", T, fixed + STRIPS * _pad(n, T) * T * itemsize
-
-
-def _pad(n, T):
-    return -(-n // T) * T
-
-
-# -- tile tasks: pure functions of their input tiles (C-ordered; stacks of tiles work too) ------
-def _f(name, dtype):
-    if name in ("gemm", "trsm", "syrk"):
-        return blas.get_blas_funcs(name, dtype=dtype)
-    return lapack.get_lapack_funcs(name, dtype=dtype)
-
-
-def gemm(c, a, b, alpha=-1.0, beta=1.0, ta=False, tb=False, overwrite=False):
-    """β c + α op(a) op(b) (op = transpose when ta / tb). In place on ``c`` if overwrite.
-
-    C-ordered arrays are handed to BLAS as their Fortran-ordered transposes (cᵀ = op(b)ᵀ op(a)ᵀ):
-    no copies, and the result lands in ``c`` itself.
-    """
-    c = c if overwrite else c.copy()
-    if c.size == 0:
-        return c
-    if a.shape[1 - int(ta)] == 0:  # empty inner dimension
-        c *= beta
-        return c
-    out = _f("gemm", c.dtype)(alpha, b.T, a.T, beta, c.T, trans_a=int(tb), trans_b=int(ta),
-                              overwrite_c=1)
-    if not np.shares_memory(out, c):
-        c.T[...] = out
-    return c
-
-
-def syrk(c, a, alpha=-1.0, beta=1.0, overwrite=False):
-    """β c + α a aᵀ on the lower triangle of tile c (the strict upper triangle is left as is)."""
-    c = c if overwrite else c.copy()
-    if c.size:
-        out = _f("syrk", c.dtype)(alpha, a.T, beta=beta, c=c.T, trans=1, lower=0, overwrite_c=1)
-        if not np.shares_memory(out, c):
-            c.T[...] = out
-    return c
-
-
-def potrf(a, overwrite=False, row0=0, item_ids=None):
-    """L (lower, strict upper zeroed) with a = L Lᵀ, from the lower triangle of tile ``a``.
-
-    row0 : the tile's first item (names the failing item in NotPositiveDefiniteError).
-    """
-    a = a if overwrite else a.copy()
-    c, info = _f("potrf", a.dtype)(a.T, lower=0, clean=1, overwrite_a=1)
-    if info > 0:
-        raise NotPositiveDefiniteError.at(row0 + info - 1, item_ids)
-    if info < 0:
-        raise ValueError(f"potrf: illegal argument {-info}")
-    if not np.shares_memory(c, a):
-        a.T[...] = c
-    return a
-
-
-def trsm_lt(l, b, overwrite=False):
-    """b L⁻ᵀ for lower-triangular tile l: the off-diagonal step of the Cholesky (L_ij)."""
-    b = b if overwrite else b.copy()
-    if b.size:
-        out = _f("trsm", b.dtype)(1.0, l.T, b.T, side=0, lower=0, trans_a=1, overwrite_b=1)
-        if not np.shares_memory(out, b):
-            b.T[...] = out
-    return b
-
-
-def trsm_right(l, b, alpha=1.0, overwrite=False):
-    """α b L⁻¹ for lower-triangular tile l (the inverse's off-diagonal step)."""
-    b = b if overwrite else b.copy()
-    if b.size:
-        out = _f("trsm", b.dtype)(alpha, l.T, b.T, side=0, lower=0, trans_a=0, overwrite_b=1)
-        if not np.shares_memory(out, b):
-            b.T[...] = out
-    return b
-
-
-def symm_strip(out, s, rhs, k, i0, overwrite=False):
-    """out + (the part of P · rhs that the strip s = P[k:, k] contributes), P symmetric.
-
-    s : ((nt − k)·T, T), tiles (i, k) for i ≥ k with P_kk full. rhs : rows of tile rows i0..,
-    out : rows of tile rows i0.. (i0 ≤ k). Adds P[i, k] rhs_k to out_i (i ≥ k) and
-    Σ_{i>k} P[i, k]ᵀ rhs_i to out_k: summed over k ≥ i0 this is P[i0:, i0:] · rhs.
-    """
-    out = out if overwrite else out.copy()
-    T = s.shape[1]
-    o = (k - i0) * T
-    gemm(out[o:], s, rhs[o:o + T], 1.0, 1.0, overwrite=True)
-    gemm(out[o:o + T], s[T:], rhs[o + T:], 1.0, 1.0, ta=True, overwrite=True)
-    return out
-
-
-def potri(l):
-    """(L Lᵀ)⁻¹ (full, symmetric) from lower-triangular tile l: LAPACK potri."""
-    c, info = _f("potri", l.dtype)(l.T, lower=0)  # l.T: Fortran order, its upper = L's lower
-    if info != 0:
-        raise NotPositiveDefiniteError(f"potri failed (info {info})")
-    c = np.triu(c)  # the upper triangle of (L Lᵀ)⁻¹, Fortran order
-    return np.ascontiguousarray(c + np.triu(c, 1).T)
-
-
-def diag_inverse(l, z):
-    """P_jj = L_jj⁻ᵀ (I + z) L_jj⁻¹ (symmetric), z = L[>j, j]ᵀ P[>j, >j] L[>j, j]."""
-    q = z + np.eye(len(z), dtype=z.dtype)
-    q = trsm_right(l, q, overwrite=True)  # (I + z) L⁻¹
-    p = trsm_right(l, np.ascontiguousarray(q.T), overwrite=True)  # L⁻ᵀ (I + z) L⁻¹
-    return (p + p.T) * np.asarray(0.5, p.dtype)
-
-
-def gram_strip(Xs, j, T, out, a_pad, E_pad=None, collective=0.0):
-    """Strip j of A = G + Dg(a) [+ α² E Eᵀ] (tiles (i, j), i ≥ j), lower part, into ``out``."""
-    out[...] = 0
-    _kernels.gram_cols(*Xs, j * T, j * T, out)
-    if collective:
-        gemm(out, E_pad[j * T:], E_pad[j * T:(j + 1) * T], collective ** 2, 1.0, tb=True,
-             overwrite=True)
-    r = np.arange(T)
-    out[r, r] += a_pad[j * T:(j + 1) * T].astype(out.dtype)
-    return out
-
-
-# -- progress ----------------------------------------------------------------------------------
-def progress_caller(progress):
-    """progress(phase, done, total, info) for any callback: one that takes three arguments
-    (``cli._app.progress_printer``) gets the info string dropped."""
-    if progress is None:
-        return lambda *a: None
-    try:
-        inspect.signature(progress).bind("p", 0, 1, "")
-        return progress
-    except (TypeError, ValueError):
-        return lambda phase, done, total, info="": progress(phase, done, total)
-
-
-class _Meter:
-    """Tiles done, GFLOP/s and ETA of a phase, from the flops of each tile column."""
-
-    def __init__(self, report, phase, flops, tiles, done=0):
-        self.report, self.phase, self.flops, self.tiles = report, phase, flops, tiles
-        self.total_tiles = int(sum(tiles))
-        self.t0, self.start = time.perf_counter(), done
-        self.done = done
-
-    def tick(self, cols_done):
-        self.done = cols_done
-        dt = time.perf_counter() - self.t0
-        work = float(sum(self.flops[self.start:cols_done]))
-        rate = work / dt if dt > 0 else 0.0
-        left = float(sum(self.flops[cols_done:]))
-        eta = left / rate if rate > 0 else float("nan")
-        info = (f"{rate / 1e9:.0f} GFLOP/s, ETA {_hms(eta)}" if cols_done > self.start
-                else "")
-        self.report(self.phase, int(sum(self.tiles[:cols_done])), self.total_tiles, info)
-
-    def rate(self):
-        dt = time.perf_counter() - self.t0
-        return float(sum(self.flops[self.start:self.done])) / dt if dt > 0 else 0.0
-
-
-def _hms(s):
-    if not math.isfinite(s):
-        return "?"
-    s = int(round(s))
-    if s >= 3600:
-        return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}"
-    return f"{s // 60}:{s % 60:02d}"
-
-
-# -- the out-of-core schedule ------------------------------------------------------------------
-class _Reader:
-    """Runs tile reads one step ahead in a thread: the next strip loads while BLAS (which
-    releases the GIL) works on the current one. Two buffers per stream, used alternately."""
-
-    def __init__(self, pool, bufs):
-        self.pool, self.bufs, self.wait = pool, bufs, 0.0
-
-    def stream(self, jobs):
-        """jobs: callables job(buf) -> array. Starts the first one now; returns an iterator
-        of their results in order."""
-        jobs = deque(jobs)
-        fut = self.pool.submit(jobs.popleft(), self.bufs[0]) if jobs else None
-        return self._results(jobs, fut)
-
-    def _results(self, jobs, fut):
-        k = 0
-        while fut is not None:
-            t = time.perf_counter()
-            res = fut.result()
-            self.wait += time.perf_counter() - t
-            k += 1
-            fut = self.pool.submit(jobs.popleft(), self.bufs[k % 2]) if jobs else None
-            yield res
-
-
-def _flops_cholesky(nt, T):
-    return [2.0 * j * (nt - j - 0.5) * T ** 3 + T ** 3 / 3 + (nt - j - 1) * T ** 3
-            for j in range(nt)]
-
-
-def _flops_inverse(nt, T):
-    """Per column in processing order (j = nt − 1 … 0)."""
-    out = []
-    for j in range(nt - 1, -1, -1):
-        m = nt - j - 1
-        out.append(2.0 * m * m * T ** 3 + 3.0 * m * T ** 3 + 2.0 * T ** 3)
-    return out
 
 
 def tiled_inverse(X, a, *, dtype, path, tile, resume=False, E=None, collective=0.0,
                   item_ids=None, progress=None, on_checkpoint=None):
     """P = (G + Dg(a) [+ α² E Eᵀ])⁻¹ into the tile file at ``path``; returns a :class:`TiledP`.
 
+    X : (m, n) sparse, binary; a : (n,) float64 > 0; dtype : float32 or float64 (the tiles');
+    tile : T; E : (n, d) float, used when ``collective`` (α) is not 0.
+    progress : optional callback(phase, done, total, info="") (:mod:`l3ae.engine.progress`):
+    "cholesky" then "inverse", in tiles, with "GFLOP/s, ETA" as info.
     resume : continue the file at ``path`` if it exists (refused with DataFormatError if it is
     not a sound tile file of these very inputs); otherwise any file there is replaced.
     on_checkpoint : optional callable(phase, columns_done) after each checkpoint (tests).
@@ -373,7 +81,7 @@ def tiled_inverse(X, a, *, dtype, path, tile, resume=False, E=None, collective=0
     X = sp.csr_matrix(X)
     n = X.shape[1]
     dtype = np.dtype(dtype)
-    report = progress_caller(progress)
+    report = progress or ignore
     extra = {"collective": float(collective)}
     if collective:
         extra["E"] = np.ascontiguousarray(E, dtype=dtype)
@@ -396,24 +104,8 @@ def tiled_inverse(X, a, *, dtype, path, tile, resume=False, E=None, collective=0
     return TiledP(store, timings)
 
 
-class _Gram:
-    """The tile columns of A from X (and E for the collective baseline), padded to N."""
-
-    def __init__(self, X, a, E, collective, N, dtype):
-        n = X.shape[1]
-        self.a = np.ones(N)
-        self.a[:n] = a
-        self.E, self.collective = None, collective
-        if collective:
-            self.E = np.zeros((N, E.shape[1]), dtype)
-            self.E[:n] = E
-        self.Xs = _csr_csc(X)
-
-    def strip(self, j, T, out):
-        return gram_strip(self.Xs, j, T, out, self.a, self.E, self.collective)
-
-
 def _run(store, X, a, E, collective, item_ids, report, on_checkpoint, timings):
+    """Whatever the file's checkpoint says is left: the factor's columns, then the inverse's."""
     nt, N, dtype = store.nt, store.N, store.dtype
     hook = on_checkpoint or (lambda *a: None)
     chol, inv, _ = store.checkpoint
@@ -435,6 +127,40 @@ def _run(store, X, a, E, collective, item_ids, report, on_checkpoint, timings):
     timings["disk_gib"] = store.disk_bytes() / 2 ** 30
 
 
+def gram_strip(Xs, j, T, out, a_pad, E_pad=None, collective=0.0):
+    """Strip j of A = G + Dg(a) [+ α² E Eᵀ] (tiles (i, j), i ≥ j), lower part, into ``out``.
+
+    Xs : X as int64 (CSR indptr, indices, CSC indptr, indices); out : ((nt − j)·T, T) of the
+    solve's dtype, overwritten; a_pad : (N,) float64, E_pad : (N, d), both padded to N = nt·T.
+    """
+    out[...] = 0
+    _kernels.gram_cols(*Xs, j * T, j * T, out)
+    if collective:
+        gemm(out, E_pad[j * T:], E_pad[j * T:(j + 1) * T], collective ** 2, 1.0, tb=True,
+             overwrite=True)
+    r = np.arange(T)
+    out[r, r] += a_pad[j * T:(j + 1) * T].astype(out.dtype)
+    return out
+
+
+class _Gram:
+    """The tile columns of A from X (and E for the collective baseline), padded to N: the
+    padding's diagonal is 1, so P's first n rows and columns are those of the unpadded A⁻¹."""
+
+    def __init__(self, X, a, E, collective, N, dtype):
+        n = X.shape[1]
+        self.a = np.ones(N)
+        self.a[:n] = a
+        self.E, self.collective = None, collective
+        if collective:
+            self.E = np.zeros((N, E.shape[1]), dtype)
+            self.E[:n] = E
+        self.Xs = _csr_csc(X)
+
+    def strip(self, j, T, out):
+        return gram_strip(self.Xs, j, T, out, self.a, self.E, self.collective)
+
+
 def _cholesky_column(store, gram, j, reader, panel, item_ids, timings):
     """Tile column j of L, [L_jj; L[>j, j]], into ``panel`` ((nt − j)·T, T), from A's strip j and
     the L columns k < j in the file."""
@@ -452,10 +178,18 @@ def _cholesky_column(store, gram, j, reader, panel, item_ids, timings):
     return panel
 
 
+def _flops_cholesky(nt, T):
+    """Flops of each tile column j of the factor: the updates from its j left columns
+    (syrk + gemm), potrf of the diagonal tile and trsm of the tiles below it."""
+    return [2.0 * j * (nt - j - 0.5) * T ** 3 + T ** 3 / 3 + (nt - j - 1) * T ** 3
+            for j in range(nt)]
+
+
 def _cholesky(store, gram, start, pool, item_ids, report, hook, timings):
+    """L's tile columns start..nt − 1, left to right, each written and checkpointed."""
     T, nt, N, dtype = store.tile, store.nt, store.N, store.dtype
-    meter = _Meter(report, "cholesky", _flops_cholesky(nt, T), [nt - j for j in range(nt)],
-                   start)
+    meter = Meter(report, "cholesky", _flops_cholesky(nt, T), [nt - j for j in range(nt)],
+                  start)
     meter.tick(start)
     panel_buf = np.empty((N, T), dtype)
     reader = _Reader(pool, [np.empty((N, T), dtype), np.empty((N, T), dtype)])
@@ -472,10 +206,21 @@ def _cholesky(store, gram, start, pool, item_ids, report, hook, timings):
     timings["cholesky_gflops"] = meter.rate() / 1e9
 
 
+def _flops_inverse(nt, T):
+    """Flops of each tile column of the inverse, in processing order (j = nt − 1 … 0): Y's
+    symmetric product with the m finished columns, its quadratic form, the trsm and P_jj."""
+    out = []
+    for j in range(nt - 1, -1, -1):
+        m = nt - j - 1
+        out.append(2.0 * m * m * T ** 3 + 3.0 * m * T ** 3 + 2.0 * T ** 3)
+    return out
+
+
 def _invert(store, gram, start, pool, item_ids, report, hook, timings):
+    """P's tile columns from the right, the ``start`` rightmost already done, each written over
+    L's column (which nothing later needs) and checkpointed; a torn column is recomputed first."""
     T, nt, N, dtype = store.tile, store.nt, store.N, store.dtype
-    meter = _Meter(report, "inverse", _flops_inverse(nt, T), list(range(1, nt + 1)),
-                   start)
+    meter = Meter(report, "inverse", _flops_inverse(nt, T), list(range(1, nt + 1)), start)
     meter.tick(start)
     panel_buf = np.empty((N, T), dtype)
     l_buf = np.empty((N, T), dtype)
@@ -517,12 +262,39 @@ def _invert(store, gram, start, pool, item_ids, report, hook, timings):
     timings["inverse_gflops"] = meter.rate() / 1e9
 
 
+class _Reader:
+    """Runs tile reads one step ahead in a thread: the next strip loads while BLAS (which
+    releases the GIL) works on the current one. Two buffers per stream, used alternately."""
+
+    def __init__(self, pool, bufs):
+        self.pool, self.bufs, self.wait = pool, bufs, 0.0
+
+    def stream(self, jobs):
+        """jobs: callables job(buf) -> array. Starts the first one now; returns an iterator
+        of their results in order."""
+        jobs = deque(jobs)
+        fut = self.pool.submit(jobs.popleft(), self.bufs[0]) if jobs else None
+        return self._results(jobs, fut)
+
+    def _results(self, jobs, fut):
+        k = 0
+        while fut is not None:
+            t = time.perf_counter()
+            res = fut.result()
+            self.wait += time.perf_counter() - t
+            k += 1
+            fut = self.pool.submit(jobs.popleft(), self.bufs[k % 2]) if jobs else None
+            yield res
+
+
 class TiledP:
     """P = A⁻¹ (n, n) in a tile file: the row source :func:`weights_from_inverse` reads.
 
     Row blocks are tile rows (T, n), assembled from the lower tiles of tile row I and the
     transposed tiles of tile column I; ``matmul`` is one pass over the lower tiles. Blocks are
-    fresh buffers the caller may overwrite (``scratch``).
+    scratch buffers the caller may overwrite (``scratch``). Two buffers take turns: block k + 2
+    starts loading into block k's buffer as soon as block k + 1 is asked for, so copy a block
+    to keep it.
     """
 
     scratch = True
