@@ -23,7 +23,7 @@ import scipy.sparse as sp
 from l3ae.engine.metrics import ranking_metrics
 from l3ae.engine.score import topn
 from l3ae.errors import ConfigError
-from l3ae.io.readers import to_csr
+from l3ae.io.readers import latest_matrix, to_csr
 
 KS = (10, 20, 50)
 PROTOCOLS = {"random": KS, "loo": (5, 10, 20)}
@@ -135,15 +135,7 @@ def loo_split(inter, head_fraction=0.2) -> Split:
 def _ages(users, items, age, shape):
     """(m, n) CSR of 1 + the age of each item's most recent event with age >= 0."""
     keep = age >= 0
-    users, items, age = users[keep], items[keep], age[keep]
-    first = np.lexsort((age, items, users))
-    key = users[first] * shape[1] + items[first]
-    first = first[np.r_[True, key[1:] != key[:-1]]]
-    A = sp.csr_matrix(((age[first] + 1).astype(np.float32), (users[first], items[first])),
-                      shape=shape)
-    A.indptr = A.indptr.astype(np.int64)
-    A.indices = A.indices.astype(np.int64)
-    return A
+    return latest_matrix(users[keep], items[keep], age[keep], shape, lambda a: a + 1)
 
 
 def split_interactions(users, items, shape, fractions=(0.8, 0.1, 0.1), seed=0):

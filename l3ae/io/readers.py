@@ -68,6 +68,19 @@ def to_csr(users, items, shape, dtype=np.float32):
     return X
 
 
+def latest_matrix(users, items, age, shape, value):
+    """(m, n) CSR (int64 indices, sorted) of each (user, item)'s most recent event, the one of
+    smallest ``age`` (int64 per event), holding ``value(age)`` as float32."""
+    latest = np.lexsort((age, items, users))
+    key = users[latest] * shape[1] + items[latest]
+    latest = latest[np.r_[True, key[1:] != key[:-1]]]
+    X = sp.csr_matrix((value(age[latest]).astype(np.float32), (users[latest], items[latest])),
+                      shape=shape)
+    X.sort_indices()
+    X.indptr, X.indices = X.indptr.astype(np.int64), X.indices.astype(np.int64)
+    return X
+
+
 def _delimiter(path: Path, header: str, sep):
     if sep is not None:
         delim = {"tab": "\t", "\\t": "\t", "comma": ","}.get(sep, sep)

@@ -17,11 +17,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import scipy.sparse as sp
 
 from l3ae.errors import DataFormatError
 from l3ae.io import _fastio
-from l3ae.io.readers import _column, _delimiter, _open_rows, first_bad_line, to_csr
+from l3ae.io.readers import (_column, _delimiter, _open_rows, first_bad_line, latest_matrix,
+                              to_csr)
 
 BLOCK = 4 << 20
 _REASONS = {
@@ -194,15 +194,8 @@ def histories_matrix(users, codes, shape, recency=1.0):
     start = np.cumsum(count) - count
     age = np.empty(len(users), np.int64)
     age[order] = count[users[order]] - 1 - (np.arange(len(users)) - start[users[order]])
-    users, codes, age = users[known], codes[known], age[known]
-    latest = np.lexsort((age, codes, users))
-    key = users[latest] * shape[1] + codes[latest]
-    latest = latest[np.r_[True, key[1:] != key[:-1]]]
-    X = sp.csr_matrix(((recency ** age[latest]).astype(np.float32),
-                       (users[latest], codes[latest])), shape=shape)
-    X.sort_indices()
-    X.indptr, X.indices = X.indptr.astype(np.int64), X.indices.astype(np.int64)
-    return X
+    return latest_matrix(users[known], codes[known], age[known], shape,
+                         lambda a: recency ** a)
 
 
 class memory_chunks:
