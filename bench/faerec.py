@@ -87,7 +87,7 @@ def run_one(name, grid, topk):
     from l3ae.evaluation import score
 
     t0 = time.perf_counter()
-    source = api.load_source(interactions=DATA / f"{name}.txt", fmt="sequences")
+    source = api.Data(interactions=DATA / f"{name}.txt", fmt="sequences").load()
     split = api.load_split(source, protocol="loo")
     configs, owner = [], []
     for label, (preset, knobs) in GRIDS[grid].items():

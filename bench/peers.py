@@ -83,7 +83,7 @@ def main():
     Recommender("ease", reg_x=1.0).fit(sp.eye(3, format="csr"))  # load the numba kernels once
     for ds in args.datasets:
         lam = args.reg_x or tuned.get(ds, 300.0)
-        source = api.load_source(**DATASETS[ds])
+        source = api.Data(**DATASETS[ds]).load()
         split = api.load_split(source, seed=0)
         t = time.perf_counter()
         ours = Recommender("ease", reg_x=lam, topk=0).fit(split.train)

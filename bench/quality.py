@@ -86,7 +86,7 @@ def run(args):
     rows, detail = [], {}
     for ds in args.datasets:
         t0 = time.perf_counter()
-        source = api.load_source(**DATASETS[ds])
+        source = api.Data(**DATASETS[ds]).load()
         _, item_ids = api.full_matrix(source)
         E, _ = api.load_embeddings(source, item_ids, dataset=DATASETS[ds].get("dataset"),
                                    progress=False)

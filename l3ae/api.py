@@ -45,9 +45,21 @@ class Data:
         return self.dataset or self.interactions or self.dataset_dir
 
     def load(self):
-        """The interactions: :class:`l3ae.io.readers.Interactions` or a DatasetDir."""
-        return load_source(self.interactions, self.dataset, self.dataset_dir, self.user_col,
-                           self.item_col, self.rating_col, self.min_rating, self.sep, self.fmt)
+        """The interactions: :class:`l3ae.io.readers.Interactions` (a file, or a packaged
+        dataset: MovieLens counts rating >= 4 by default) or a DatasetDir (item texts, maybe
+        its own split)."""
+        if sum(x is not None for x in (self.interactions, self.dataset, self.dataset_dir)) != 1:
+            raise ConfigError("give exactly one of --interactions PATH, --dataset NAME or "
+                              "--dataset-dir DIR")
+        if self.dataset_dir is not None:
+            from l3ae.io.dataset_dir import load_dataset_dir
+
+            return load_dataset_dir(self.dataset_dir)
+        if self.dataset is not None:
+            return datasets.load_interactions(
+                self.dataset, "default" if self.min_rating is None else self.min_rating)
+        return read_interactions(self.interactions, self.user_col, self.item_col,
+                                 self.rating_col, self.min_rating, self.sep, self.fmt)
 
     def vectors(self, source, cfg, progress=True):
         """(E (n, d) float32 aligned with source.item_ids, encoder metadata), or (None, "")
@@ -57,25 +69,6 @@ class Data:
             return None, ""
         return load_embeddings(source, source.item_ids, self.embeddings, self.dataset,
                                self.encoder, progress=progress)
-
-
-def load_source(interactions=None, dataset=None, dataset_dir=None, user_col="user_id",
-                item_col="item_id", rating_col="rating", min_rating=None, sep=None, fmt="table"):
-    """Interactions (file or packaged dataset; MovieLens defaults to rating >= 4) or a
-    DatasetDir (``--dataset-dir``: item texts, maybe its own split). ``fmt``: "table" or
-    "sequences" (FAERec files) for ``interactions``."""
-    given = [x is not None for x in (interactions, dataset, dataset_dir)]
-    if sum(given) != 1:
-        raise ConfigError("give exactly one of --interactions PATH, --dataset NAME or "
-                          "--dataset-dir DIR")
-    if dataset_dir is not None:
-        from l3ae.io.dataset_dir import load_dataset_dir
-
-        return load_dataset_dir(dataset_dir)
-    if dataset is not None:
-        return datasets.load_interactions(
-            dataset, "default" if min_rating is None else min_rating)
-    return read_interactions(interactions, user_col, item_col, rating_col, min_rating, sep, fmt)
 
 
 def full_matrix(source):
