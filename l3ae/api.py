@@ -50,11 +50,13 @@ def full_matrix(source):
 
 
 def load_embeddings(source, item_ids, embeddings=None, dataset=None, encoder=None,
-                    progress=True):
+                    progress=True, embedding_id_col=None, embedding_col=None):
     """(E (n, d) float32 aligned with item_ids, encoder metadata) for a text-aware model.
 
-    Without an embeddings file, the item texts of a packaged dataset or a dataset folder are
-    embedded once with the packaged encoder (or ``encoder``) and cached under $L3AE_HOME.
+    ``embeddings``: a file of any layout :func:`l3ae.io.embeddings.read_embeddings` reads
+    (embedding_id_col / embedding_col: its id and vector columns). Without one, the item texts
+    of a packaged dataset or a dataset folder are embedded once with the packaged encoder (or
+    ``encoder``) and cached under $L3AE_HOME.
     """
     from l3ae.io.dataset_dir import DatasetDir
     from l3ae.io.embeddings import align, read_embeddings
@@ -69,8 +71,9 @@ def load_embeddings(source, item_ids, embeddings=None, dataset=None, encoder=Non
         else:
             raise ConfigError("this model needs item embeddings: pass --embeddings E.h5 "
                               "(make one with `l3ae embed`)")
-    ids, E, meta = read_embeddings(embeddings)  # one read: `l3ae embed` may replace the file
-    return align(embeddings, ids, E, item_ids), meta.get("encoder", "")
+    # one read: `l3ae embed` may replace the file
+    ids, E, meta = read_embeddings(embeddings, id_col=embedding_id_col, col=embedding_col)
+    return align(embeddings, ids, E, item_ids, meta), meta.get("encoder", "")
 
 
 def dataset_dir_embeddings(ds, encoder=None, progress=True):
@@ -94,7 +97,7 @@ def build(source, cfg: Config, E=None, progress=None, foldable=False, **solver) 
 
 
 def add_items(model_path, items_path, out, embeddings=None, id_col=None, sep=None,
-              progress=None, warn=print):
+              progress=None, warn=print, embedding_id_col=None, embedding_col=None):
     """Fold the items of an item table (new ids, no interactions) into a model built with
     --foldable and write the result to ``out`` atomically; nothing is written on an error.
     Returns (the folded Recommender, the number of items added)."""
@@ -117,14 +120,15 @@ def add_items(model_path, items_path, out, embeddings=None, id_col=None, sep=Non
         raise ConfigError(f"model {rec.config_.model!r} places new items by their text: pass "
                           "--embeddings with their vectors")
     else:
-        E_ids, E_all, meta = read_embeddings(embeddings)
+        E_ids, E_all, meta = read_embeddings(embeddings, id_col=embedding_id_col,
+                                             col=embedding_col)
         built, theirs = json.loads(rec.encoder_) if rec.encoder_ else {}, meta["encoder"]
         key = next((k for k in ("fingerprint", "name") if built.get(k) and theirs.get(k)), None)
         if key and built[key] != theirs[key]:
             raise DataFormatError(f"embedded by an encoder of {key} {theirs[key]!r}, the model "
                                   f"{model_path} by {built[key]!r}; embed the new items with "
                                   "the model's encoder", path=embeddings)
-        E = align(embeddings, E_ids, E_all, ids)
+        E = align(embeddings, E_ids, E_all, ids, meta)
         d = rec.fold_.E.shape[1]
         if E.shape[1] != d:
             raise DataFormatError(f"embeddings are {E.shape[1]}-d but the model {model_path} "

@@ -13,7 +13,8 @@ def data_options(f):
     """--interactions / --dataset and the column options."""
     opts = [
         click.option("--interactions", "interactions", type=click.Path(exists=True, dir_okay=False),
-                     help="Interactions CSV/TSV with a header, or a RecBole .inter file."),
+                     help="Interactions CSV/TSV with a header, a RecBole .inter file, or "
+                     "Parquet (.parquet; same columns)."),
         click.option("--dataset", type=click.Choice(sorted(DATASETS)),
                      help="A packaged dataset (MovieLens: rating >= 4 counts as an interaction)."),
         click.option("--dataset-dir", type=click.Path(exists=True, file_okay=False),
@@ -59,7 +60,13 @@ def model_options(f):
         click.option("--debias", type=float, help="Popularity compensation β: column j of B "
                      "times (1 + count_j)^-β, lifting tail items. Default 0."),
         click.option("--embeddings", type=click.Path(exists=True, dir_okay=False),
-                     help="Item embeddings (HDF5 from `l3ae embed`) for text-aware models."),
+                     help="Item vectors for text-aware models: HDF5 from `l3ae embed`, or from "
+                     "any model as HDF5 (datasets ids, embeddings), .npz (arrays ids, "
+                     "embeddings) or Parquet (columns item_id, embedding)."),
+        click.option("--embedding-id-col", help="Id column of a Parquet --embeddings (default "
+                     "item_id), or dataset/array of an HDF5/.npz one (default ids)."),
+        click.option("--embedding-col", help="Vector column of a Parquet --embeddings (default "
+                     "embedding: a list of floats per row), or dataset/array (embeddings)."),
         click.option("--encoder", help="Encoder for --dataset without --embeddings "
                      "(default: packaged all-MiniLM-L6-v2)."),
     ]
@@ -78,6 +85,12 @@ def config_from(kw):
     values.pop("model", None)
     values.update({k: v for k, v in flags.items() if v is not None})
     return Config.from_preset(model, **values)
+
+
+def embedding_cols(kw):
+    """The --embedding-id-col / --embedding-col of a command's kwargs, as api keywords."""
+    return {"embedding_id_col": kw.get("embedding_id_col"),
+            "embedding_col": kw.get("embedding_col")}
 
 
 def source_from(kw):

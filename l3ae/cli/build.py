@@ -6,7 +6,8 @@ import click
 
 from l3ae import api
 from l3ae.cli._app import cli, progress_printer
-from l3ae.cli._options import config_from, data_options, model_options, source_from
+from l3ae.cli._options import (config_from, data_options, embedding_cols, model_options,
+                               source_from)
 from l3ae.engine.tiled import parse_size
 from l3ae.errors import ConfigError
 
@@ -64,7 +65,8 @@ def build(out, max_memory, workdir, resume, foldable, quiet, **kw):
     source = api.load_source(**src)
     X, item_ids = api.full_matrix(source)
     E, encoder = (api.load_embeddings(source, item_ids, kw["embeddings"], src["dataset"],
-                                      kw["encoder"], progress=not quiet)
+                                      kw["encoder"], progress=not quiet,
+                                      **embedding_cols(kw))
                   if cfg.needs_text else (None, ""))
     workdir = Path(workdir) if workdir else (Path(out).parent if str(Path(out).parent) else
                                              Path("."))

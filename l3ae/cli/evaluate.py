@@ -7,8 +7,8 @@ import click
 from l3ae import api
 from l3ae.cli._app import cli, progress_printer
 from l3ae.engine.models import PRESETS, Config
-from l3ae.cli._options import (config_from, data_options, model_options, regime_options,
-                               source_from)
+from l3ae.cli._options import (config_from, data_options, embedding_cols, model_options,
+                               regime_options, source_from)
 from l3ae.io.atomic import atomic_open
 
 
@@ -48,7 +48,8 @@ def evaluate(baseline, refit, json_out, quiet, **kw):
                            kw["protocol"])
     _, item_ids = api.full_matrix(source)
     E, _ = (api.load_embeddings(source, item_ids, kw["embeddings"], src["dataset"],
-                                kw["encoder"], progress=not quiet)
+                                kw["encoder"], progress=not quiet,
+                                **embedding_cols(kw))
             if cfg.needs_text else (None, ""))
     res = api.evaluate(split, cfg, E, item_ids=item_ids, progress=progress_printer(quiet),
                        refit=refit)
@@ -63,7 +64,8 @@ def evaluate(baseline, refit, json_out, quiet, **kw):
         Eb = E if bcfg.needs_text else None
         if bcfg.needs_text and Eb is None:
             Eb, _ = api.load_embeddings(source, item_ids, kw["embeddings"], src["dataset"],
-                                        kw["encoder"], progress=not quiet)
+                                        kw["encoder"], progress=not quiet,
+                                        **embedding_cols(kw))
         res["baseline"] = api.evaluate(split, bcfg, Eb, item_ids=item_ids, refit=refit)
         metrics = ("hr@10", "ndcg@10") if split.protocol == "loo" else ("recall@20", "ndcg@20")
         click.echo(api.format_comparison(res, cfg.model, baseline, metrics))

@@ -10,8 +10,8 @@ from l3ae.io.readers import FORMATS
 @cli.command()
 @click.argument("model", type=click.Path(exists=True, dir_okay=False))
 @click.option("--interactions", required=True, type=click.Path(exists=True, dir_okay=False),
-              help="Histories: CSV/TSV with a header, a RecBole .inter file, or a sequence file "
-              "(--format sequences).")
+              help="Histories: CSV/TSV with a header, a RecBole .inter file, Parquet "
+              "(.parquet), or a sequence file (--format sequences).")
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True,
               help="--interactions layout: a table with a header, or sequences (FAERec/SASRec: "
               "'user item item ...' per line).")
@@ -31,8 +31,9 @@ from l3ae.io.readers import FORMATS
 @click.option("--out", type=click.Path(dir_okay=False),
               help="Output file, written atomically: it appears complete or not at all. "
               "Default: stdout, streamed.")
-@click.option("--out-format", type=click.Choice(["csv", "jsonl"]),
-              help="Output format. Default: jsonl when --out ends in .jsonl or .json, else csv.")
+@click.option("--out-format", type=click.Choice(["csv", "jsonl", "parquet"]),
+              help="Output format. Default: jsonl when --out ends in .jsonl or .json, parquet "
+              "when it ends in .parquet (the CSV's columns; needs pyarrow), else csv.")
 @click.option("--chunk", default=8192, show_default=True, type=click.IntRange(1),
               help="Users scored and written at a time.")
 @click.option("--progress", "force_progress", is_flag=True,

@@ -6,8 +6,8 @@ import click
 
 from l3ae import api, tune as tuning
 from l3ae.cli._app import cli, progress_printer
-from l3ae.cli._options import (config_from, data_options, model_options, regime_options,
-                               source_from)
+from l3ae.cli._options import (config_from, data_options, embedding_cols, model_options,
+                               regime_options, source_from)
 from l3ae.io.atomic import atomic_open
 
 
@@ -69,7 +69,8 @@ def tune(grids, n_random, metric, out, json_out, quiet, **kw):
     if n_random:
         configs += tuning.random_configs(base, list(grid), n_random, kw["seed"])
     E, _ = (api.load_embeddings(source, item_ids, kw["embeddings"], src["dataset"],
-                                kw["encoder"], progress=not quiet)
+                                kw["encoder"], progress=not quiet,
+                                **embedding_cols(kw))
             if base.needs_text or any(c.needs_text for c in configs) else (None, ""))
     ks = (int(metric.split("@")[1]),)
     results = tuning.sweep(configs, split.train, tuning.validation_scorer(split, ks), E,
