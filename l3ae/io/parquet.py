@@ -328,11 +328,12 @@ class ParquetChunks:
             starts = _run_starts(u, last, pc)
             last = u[len(u) - 1].as_py()
             seg = np.diff(np.r_[0, starts, len(u)])  # seg[0]: rows that go on the last user
-            if seg[0]:
+            if seg[0]:  # lens[-1] is never empty: the last user is never cut off
                 lens[-1] = lens[-1].copy()
                 lens[-1][-1] += seg[0]
-            uids += u.take(pa.array(starts, pa.int64())).to_pylist()
-            lens.append(seg[1:])
+            if len(starts):
+                uids += u.take(pa.array(starts, pa.int64())).to_pylist()
+                lens.append(seg[1:])
             codes.append(self._codes(i, pa, pc))
             pending = sum(len(x) for x in lens)
             # the last user may go on in the next batch: never cut it off

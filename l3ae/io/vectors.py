@@ -182,11 +182,11 @@ def to_float32(E):
     """(E as float32 C-contiguous, {row: value} of finite values beyond float32's range)."""
     if E.dtype == np.float32:
         return np.ascontiguousarray(E), {}
-    E32 = np.ascontiguousarray(E, dtype=np.float32)
+    with np.errstate(over="ignore"):  # reported below, by row
+        E32 = np.ascontiguousarray(E, dtype=np.float32)
     overflow = {}
     if E.dtype.itemsize > 4:
-        with np.errstate(over="ignore"):
-            rows = np.flatnonzero(np.isinf(E32).any(axis=1))
+        rows = np.flatnonzero(np.isinf(E32).any(axis=1))
         for r in rows.tolist():
             hit = np.isinf(E32[r]) & np.isfinite(E[r])
             if hit.any():
