@@ -131,6 +131,21 @@ def test_every_layout_reads_the_rows_of_the_catalog(tmp_path, name, dtype):
     assert meta["layout"] == kind(name)
 
 
+@pytest.mark.parametrize("batch", [1, 4, 100])
+def test_parquet_vectors_read_in_batches_of_any_size(tmp_path, batch):
+    from l3ae.io.parquet import read_vectors
+
+    E = vectors().astype(np.float64)
+    E[3, 1] = 1e39  # beyond float32: reported by row, whichever batch it falls in
+    write_parquet(tmp_path / "v.parquet", IDS, E, "list", row_group_size=6)
+    ids, got, where, overflow = read_vectors(tmp_path / "v.parquet", batch=batch)
+    assert ids == IDS and where == "column 'embedding'" and overflow == {3: 1e39}
+    assert got.dtype == np.float32
+    keep = np.ones(len(IDS), bool)
+    keep[3] = False
+    np.testing.assert_array_equal(got[keep], E[keep].astype(np.float32))
+
+
 def test_integer_ids_are_read_as_their_decimal_text(tmp_path):
     E = vectors([str(k) for k in range(4)])
     write_hdf5(tmp_path / "e.h5", [f"i{k}" for k in range(4)], E, id_kind="int")
@@ -276,6 +291,18 @@ def overflow_npz(p):
     write_npz(p, IDS, E)
 
 
+def overflow_h5(p):
+    E = vectors().astype(np.float64)
+    E[11, 0] = -3e39
+    write_hdf5(p, IDS, E)
+
+
+def overflow_parquet(p):
+    E = vectors().astype(np.float64)
+    E[12, 5] = 5e38
+    write_parquet(p, IDS, E, "fixed")
+
+
 def zero_width_npz(p):
     write_npz(p, IDS, np.zeros((N_ITEMS, 0), np.float32))
 
@@ -314,6 +341,11 @@ BAD = [  # (case, file name, maker, expected message after "{path}: ")
      "/embeddings holds -inf; fix the file"),
     ("float64-overflow", "v.npz", overflow_npz, "1 embeddings hold NaN or inf (first: id 'i6'): "
      "row 6 (from 0) of array 'embeddings' holds 1e+300, beyond float32's range; fix the file"),
+    ("float64-overflow-h5", "v.h5", overflow_h5, "1 embeddings hold NaN or inf (first: id "
+     "'i11'): row 11 (from 0) of /embeddings holds -3e+39, beyond float32's range; fix the file"),
+    ("float64-overflow-parquet", "v.parquet", overflow_parquet, "1 embeddings hold NaN or inf "
+     "(first: id 'i12'): row 12 (from 0) of column 'embedding' holds 5e+38, beyond float32's "
+     "range; fix the file"),
     ("ragged", "v.parquet", ragged_parquet, "row 7 (from 0), id 'i7': 4 values, but row 0 has 6 "
      "(ragged vectors in column 'embedding')"),
     ("null-vector", "v.parquet", null_vector_parquet, "row 2 (from 0), id 'i2': no vector "
@@ -466,6 +498,23 @@ def test_wide_vectors_match_the_dense_float64_reference(n, d):
     np.testing.assert_allclose(np.asarray(got32.B_), ref, atol=5e-4 * np.abs(ref).max())
     # EASE on the same X, for scale: the semantic pull moved B
     assert np.abs(ref - dense_ease(X, 6.0)).max() > 1e-3
+
+
+@pytest.mark.parametrize("n,d", [(50, 8), (20, 1100), (600, 700)])
+def test_phase_1_basis_and_factors_equal_the_direct_inverse(n, d):
+    from l3ae.engine.semantic import semantic_basis, semantic_factors
+
+    E = np.random.default_rng(n).standard_normal((n, d))
+    K = np.linalg.inv(E.T @ E + 0.3 * np.eye(d))
+    S = E @ K @ E.T
+    b = semantic_basis(E, 0.3, want_ete=True)
+    np.testing.assert_allclose(b.Y @ b.Y.T, S, atol=1e-10)
+    np.testing.assert_allclose(b.s, np.diag(S), atol=1e-10)
+    np.testing.assert_allclose(b.delta, 1 - np.diag(S), atol=1e-10)
+    np.testing.assert_allclose(b.ete, E.T @ E, rtol=1e-12, atol=1e-10)
+    np.testing.assert_allclose(semantic_factors(E, 0.3).K, K, rtol=1e-9, atol=1e-12)
+    b32 = semantic_basis(E.astype(np.float32), 0.3)
+    assert b32.Y.dtype == np.float32 and b32.s.dtype == np.float64 and b32.ete is None
 
 
 def test_wide_fold_in_matches_a_rebuild():

@@ -36,7 +36,8 @@ class SemanticFactors:
 @dataclass(frozen=True)
 class SemanticBasis:
     """Phase 1 as S = Y Yᵀ: Y (n, d) in the asked dtype (None unless asked for), s, δ (n,)
-    float64, R (d, d) float64 lower with R Rᵀ = EᵀE + λ_F I, ete (d, d) float64 = EᵀE."""
+    float64, R (d, d) float64 lower with R Rᵀ = EᵀE + λ_F I, ete (d, d) float64 = EᵀE (None
+    unless asked for)."""
 
     Y: object
     s: np.ndarray
@@ -49,11 +50,12 @@ def _rows(n, d):
     return max(256, _BLOCK_BYTES // (8 * max(d, 1)))
 
 
-def semantic_basis(E, reg_f, dtype=None, want_y=True) -> SemanticBasis:
+def semantic_basis(E, reg_f, dtype=None, want_y=True, want_ete=False) -> SemanticBasis:
     """Phase 1 from E (n, d) float and λ_F > 0, as S = Y Yᵀ (see the module docstring).
 
-    dtype : of Y (default E's float dtype). want_y : False for s, δ, R and EᵀE only.
-    Peak memory beyond E: Y, two (d, d) float64 and one (block, d) float64 block.
+    dtype : of Y (default E's float dtype). want_y : False for s, δ and R only.
+    want_ete : also return EᵀE (d, d) float64 (else ``ete`` is None).
+    Peak memory beyond E: Y, one (d, d) float64 (two with EᵀE) and one (block, d) float64.
     """
     if not reg_f > 0:
         raise ConfigError(f"reg_f (λ_F) must be > 0, got {reg_f}")
@@ -66,7 +68,7 @@ def semantic_basis(E, reg_f, dtype=None, want_y=True) -> SemanticBasis:
     for r0 in range(0, n, block):
         Eb = np.asarray(E[r0:r0 + block], dtype=np.float64)
         H = blas.dsyrk(1.0, Eb.T, beta=1.0, c=H, trans=0, lower=1, overwrite_c=1)
-    ete = np.tril(H) + np.tril(H, -1).T
+    ete = _full(H) if want_ete else None
     H.flat[:: d + 1] += reg_f
     R, info = lapack.dpotrf(H, lower=1, clean=1, overwrite_a=1)
     if info != 0:  # EᵀE + λ_F I with λ_F > 0 is SPD unless E holds NaN/inf
@@ -83,14 +85,27 @@ def semantic_basis(E, reg_f, dtype=None, want_y=True) -> SemanticBasis:
     return SemanticBasis(Y, s, 1.0 - s, R, ete)
 
 
+def _full(H, block=512):
+    """The symmetric (d, d) C-ordered array whose lower triangle is H's, by column blocks
+    (no d×d temporaries beside the result)."""
+    d = H.shape[0]
+    out = np.array(H, order="C")
+    for j0 in range(0, d, block):
+        j1 = min(d, j0 + block)
+        diag = np.tril(out[j0:j1, j0:j1])
+        out[j0:j1, j0:j1] = diag + np.tril(diag, -1).T
+        out[j0:j1, j1:] = out[j1:, j0:j1].T
+    return out
+
+
 def semantic_factors(E, reg_f):
     """Phase 1 factors (K, s, δ) from E (n, d) float32/float64 and λ_F > 0."""
     dtype = E.dtype if E.dtype in (np.float32, np.float64) else np.float64
     b = semantic_basis(E, reg_f, want_y=False)
-    K, info = lapack.dpotri(b.R, lower=1)  # (R Rᵀ)⁻¹, lower triangle
+    K, info = lapack.dpotri(b.R, lower=1, overwrite_c=1)  # (R Rᵀ)⁻¹, lower triangle
     if info != 0:
         raise ConfigError(f"EᵀE + λ_F I cannot be inverted (LAPACK info {info})")
-    K = np.tril(K) + np.tril(K, -1).T
+    K = _full(K)
     return SemanticFactors(K.astype(dtype), b.s.astype(dtype), b.delta.astype(dtype))
 
 

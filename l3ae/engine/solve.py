@@ -240,7 +240,7 @@ def weights_from_inverse(inv: Inverse, *, reg_e=0.0, w=None, xi=0.0, constraint=
     t0 = time.perf_counter()
     sem = None
     if reg_e != 0 or additive != 0:
-        E = np.asarray(E)
+        E = np.ascontiguousarray(E, dtype=dtype)  # phase 1 sees the E the model keeps
         if E.shape[0] != n:
             raise ConfigError(f"E has {E.shape[0]} rows for {n} items")
         key = (reg_f, _digest(w), _digest(E), dtype.str)

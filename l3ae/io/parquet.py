@@ -208,13 +208,17 @@ def read_items(path, id_col=None):
     return ids, cols
 
 
-def read_vectors(path, id_col=None, col=None):
-    """(ids: list[str], E (n, d) float16/32/64 as stored, where: str) of a Parquet file with an
-    id column (``item_id``) and a list or fixed-size-list float column (``embedding``).
+def read_vectors(path, id_col=None, col=None, batch=4096):
+    """(ids: list[str], E (n, d) float32, where: str, overflow: {row: value}) of a Parquet file
+    with an id column (``item_id``) and a list or fixed-size-list float column (``embedding``).
 
-    Null vectors, null values inside one, rows of another length than row 0 (ragged) and a
-    width of 0 are refused, naming the row and its id. ``where`` names the column in messages.
+    Read ``batch`` rows at a time (wide vectors: 64 MB at d = 4096) and cast to float32 on the
+    way; ``overflow`` holds the float64 values beyond float32's range, by row. Null vectors,
+    null values inside one, rows of another length than row 0 (ragged) and a width of 0 are
+    refused, naming the row and its id. ``where`` names the column in messages.
     """
+    from l3ae.io.vectors import to_float32
+
     pa, pc, _ = arrow(path)
     pf = open_file(path)
     id_col, col = id_col or "item_id", col or "embedding"
@@ -230,10 +234,10 @@ def read_vectors(path, id_col=None, col=None):
                               "or float64", path=path)
     n = pf.metadata.num_rows
     dtype = np.dtype(vt.to_pandas_dtype())
-    ids, E, row0, d = [], None, 0, None
-    for batch in pf.iter_batches(batch_size=BATCH, columns=[id_col, col], use_threads=False):
-        bid = ids_of(batch.column(0), path, "item", id_col, row0).to_pylist()
-        lists = batch.column(1)
+    ids, E, row0, d, overflow = [], None, 0, None, {}
+    for b in pf.iter_batches(batch_size=batch, columns=[id_col, col], use_threads=False):
+        bid = ids_of(b.column(0), path, "item", id_col, row0).to_pylist()
+        lists = b.column(1)
         if len(bid) == 0:
             continue
         k = _first(pc.is_null(lists))
@@ -246,7 +250,7 @@ def read_vectors(path, id_col=None, col=None):
             if d == 0:
                 raise DataFormatError(f"row {row0} (from 0), id {bid[0]!r}: an empty vector "
                                       f"(width 0) in column {col!r}", path=path)
-            E = np.empty((n, d), dtype)
+            E = np.empty((n, d), np.float32)
         k = np.flatnonzero(lens != d)
         if k.size:
             k = int(k[0])
@@ -258,13 +262,15 @@ def read_vectors(path, id_col=None, col=None):
         if k is not None:
             raise DataFormatError(f"row {row0 + k // d} (from 0), id {bid[k // d]!r}: value "
                                   f"{k % d} is null", path=path)
-        E[row0:row0 + len(bid)] = np.asarray(values.to_numpy(zero_copy_only=False),
-                                             dtype).reshape(-1, d)
+        block, over = to_float32(np.asarray(values.to_numpy(zero_copy_only=False),
+                                            dtype).reshape(-1, d))
+        E[row0:row0 + len(bid)] = block
+        overflow.update({row0 + r: v for r, v in over.items()})
         ids += bid
         row0 += len(bid)
     if E is None:
         E = np.zeros((0, 0), np.float32)
-    return ids, E[:row0], f"column {col!r}"
+    return ids, E[:row0], f"column {col!r}", overflow
 
 
 class ParquetChunks:

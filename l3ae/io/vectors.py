@@ -83,8 +83,16 @@ def read_hdf5(f, path, id_col=None, col=None):
                               path=path)
     if ds.ndim != 1:
         raise DataFormatError(f"dataset {ic!r} has shape {ds.shape}: expected (n,)", path=path)
-    E = f[ec][...]
-    return finish(path, ids, E, "hdf5", f"/{ec}")
+    ds = f[ec]
+    if ds.ndim != 2 or ds.dtype.kind != "f" or ds.dtype.itemsize == 4:
+        return finish(path, ids, ds[...], "hdf5", f"/{ec}")  # finish words what is wrong
+    # float16/64 on disk: cast a block of rows at a time, not the whole file at its width
+    E, overflow = np.empty(ds.shape, np.float32), {}
+    step = max(1, (64 << 20) // max(ds.shape[1] * ds.dtype.itemsize, 1))
+    for r0 in range(0, ds.shape[0], step):
+        E[r0:r0 + step], over = to_float32(ds[r0:r0 + step])
+        overflow.update({r0 + r: v for r, v in over.items()})
+    return finish(path, ids, E, "hdf5", f"/{ec}", overflow)
 
 
 def read_npz(path, id_col=None, col=None):
@@ -126,8 +134,8 @@ def read_npz(path, id_col=None, col=None):
 
 def read_parquet(path, id_col=None, col=None):
     """(ids, E, meta) of a Parquet file with an id column and a list-of-floats column."""
-    ids, E, where = parquet.read_vectors(path, id_col, col)
-    return finish(path, ids, E, "parquet", where)
+    ids, E, where, overflow = parquet.read_vectors(path, id_col, col)
+    return finish(path, ids, E, "parquet", where, overflow)
 
 
 def _decode(values, path, what):
@@ -144,10 +152,11 @@ def _decode(values, path, what):
     return out
 
 
-def finish(path, ids, E, kind, where):
+def finish(path, ids, E, kind, where, overflow=None):
     """Checks common to every layout, and the cast to float32: (ids, E (n, d) float32, meta).
 
-    ``where`` names the vectors in messages ("/embeddings", "column 'embedding'").
+    ``where`` names the vectors in messages ("/embeddings", "column 'embedding'"); overflow:
+    {row: value} of a cast done before (E already float32).
     """
     path = Path(path)
     ids = [i.strip() for i in ids]
@@ -171,7 +180,8 @@ def finish(path, ids, E, kind, where):
         if first != r:
             raise DataFormatError(f"duplicate id {i!r} at rows {first} and {r} (from 0) of "
                                   f"{where}", path=path)
-    E32, overflow = to_float32(E)
+    E32, over = to_float32(E)
+    overflow = {**(overflow or {}), **over}
     meta = {"layout": kind, "where": where, "remedy": REMEDY, "hashes": None,
             "overflow": overflow,
             "encoder": {"imported": path.name, "layout": kind, "dim": int(E.shape[1])}}
