@@ -43,7 +43,8 @@ def recommend(model, interactions, fmt, user_col, item_col, sep, all_users, user
               exclude, candidates, out, out_format, chunk, force_progress, quiet):
     """Recommend the top-N unseen items for each user of --interactions.
 
-    CSV rows are user_id,item_id,rank,score,fallback (rank from 1); JSONL lines are
+    CSV rows are user_id,item_id,rank,score,fallback (rank from 1), Parquet rows the same
+    columns (string, string, int32, float32, bool); JSONL lines are
     {"user_id", "items", "scores", "fallback"}. Items the model does not know are skipped
     (counted on stderr); a user with no known item gets the most popular allowed items, with
     fallback=1. --exclude and --candidates act inside the ranking: lists stay N long while
@@ -52,9 +53,9 @@ def recommend(model, interactions, fmt, user_col, item_col, sep, all_users, user
 
     Users are scored and written in chunks, so memory stays flat in the number of users when
     each user's rows of --interactions are contiguous (files grouped or sorted by user, as
-    exports usually are; a sequence file always is). Otherwise (or with --users, quoted CSV
-    fields or other rows the fast scanner leaves to the general reader) the file is read
-    whole, and stderr says why.
+    exports usually are; a sequence file always is; Parquet is read by row groups). Otherwise
+    (or with --users, quoted CSV fields or other rows the fast scanner leaves to the general
+    reader) the file is read whole, and stderr says why.
 
     \b
     Examples:
