@@ -70,7 +70,10 @@ def histories(path, item_ids, users=None, fmt="table", user_col="user_id",
         recency = 1.0
     if users is None:
         try:
-            if parquet.is_parquet(path) and fmt == "table":  # row groups, not bytes
+            if parquet.is_parquet(path):  # row groups, not bytes
+                if fmt != "table":
+                    raise DataFormatError("a Parquet file is a table: drop --format sequences",
+                                          path=path)
                 return parquet.ParquetChunks(path, item_ids, user_col, item_col, chunk, recency)
             return stream_chunks(path, item_ids, fmt, user_col, item_col, sep, chunk,
                                  recency=recency)

@@ -660,6 +660,13 @@ def _users(tmp, csv):
     return tmp / "users.txt"
 
 
+def test_recommend_refuses_parquet_as_sequences(grouped):
+    tmp, _, pqf = grouped
+    msg = one_error_line(run("recommend", tmp / "m.h5", "--interactions", pqf, "--format",
+                             "sequences", "--out", tmp / "x.csv"))
+    assert msg == f"{pqf}: a Parquet file is a table: drop --format sequences"
+
+
 def test_recommend_writes_parquet_lists_equal_to_the_csv(grouped):
     tmp, csv, pqf = grouped
     assert run("recommend", tmp / "m.h5", "--interactions", pqf, "-n", "5", "--out",
