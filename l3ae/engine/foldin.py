@@ -113,7 +113,8 @@ def fold_state(cfg, E=None, pwe=None, popularity=()):
     if E is None or (c1 != 0 and pwe is None):
         raise ValueError("a text-aware fold state needs E (and P W E when λ_E ≠ 0)")
     E = np.ascontiguousarray(E, dtype=cfg.dtype)
-    b = semantic_basis(E, cfg.reg_f, want_y=False, want_ete=True)  # float64 EᵀE and s, the K of a build on E
+    # float64 EᵀE and s (the K of a build on E), from float64 row blocks of E
+    b = semantic_basis(E, cfg.reg_f, want_y=False, want_ete=True)
     return FoldState(E, np.asarray(pwe, cfg.dtype) if c1 else None, b.ete, b.s, mean)
 
 
