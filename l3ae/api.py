@@ -12,7 +12,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from l3ae import tune as tuning
-from l3ae.evaluation import (Split, apply_regime, format_comparison,  # noqa: F401
+from l3ae.evaluation import (Split, apply_regime, format_comparison,  # noqa: F401 (the CLI's)
                              format_table, loo_split, random_split, score)
 from l3ae.engine.models import Config
 from l3ae.errors import ConfigError, DataFormatError
@@ -38,6 +38,8 @@ class Data:
     sep: str | None = None
     fmt: str = "table"
     embeddings: str | None = None
+    embedding_id_col: str | None = None
+    embedding_col: str | None = None
     encoder: str | None = None
 
     @property
@@ -68,7 +70,8 @@ class Data:
         if not any(c.needs_text for c in configs):
             return None, ""
         return load_embeddings(source, source.item_ids, self.embeddings, self.dataset,
-                               self.encoder, progress=progress)
+                               self.encoder, progress, self.embedding_id_col,
+                               self.embedding_col)
 
 
 def full_matrix(source):
@@ -85,11 +88,13 @@ def full_matrix(source):
 
 
 def load_embeddings(source, item_ids, embeddings=None, dataset=None, encoder=None,
-                    progress=True):
+                    progress=True, embedding_id_col=None, embedding_col=None):
     """(E (n, d) float32 aligned with item_ids, encoder metadata) for a text-aware model.
 
-    Without an embeddings file, the item texts of a packaged dataset or a dataset folder are
-    embedded once with the packaged encoder (or ``encoder``) and cached under $L3AE_HOME.
+    ``embeddings``: a file of any layout :func:`l3ae.io.embeddings.read_embeddings` reads
+    (embedding_id_col / embedding_col: its id and vector columns). Without one, the item texts
+    of a packaged dataset or a dataset folder are embedded once with the packaged encoder (or
+    ``encoder``) and cached under $L3AE_HOME.
     """
     from l3ae.io.dataset_dir import DatasetDir
     from l3ae.io.embeddings import align, read_embeddings
@@ -104,8 +109,9 @@ def load_embeddings(source, item_ids, embeddings=None, dataset=None, encoder=Non
         else:
             raise ConfigError("this model needs item embeddings: pass --embeddings E.h5 "
                               "(make one with `l3ae embed`)")
-    ids, E, meta = read_embeddings(embeddings)  # one read: `l3ae embed` may replace the file
-    return align(embeddings, ids, E, item_ids), meta.get("encoder", "")
+    # one read: `l3ae embed` may replace the file
+    ids, E, meta = read_embeddings(embeddings, id_col=embedding_id_col, col=embedding_col)
+    return align(embeddings, ids, E, item_ids, meta), meta.get("encoder", "")
 
 
 def dataset_dir_embeddings(ds, encoder=None, progress=True):
@@ -148,7 +154,7 @@ def build(data: Data, cfg: Config, out, foldable=False, progress=None, quiet=Fal
 
 
 def add_items(model_path, items_path, out, embeddings=None, id_col=None, sep=None,
-              progress=None, warn=print):
+              progress=None, warn=print, embedding_id_col=None, embedding_col=None):
     """Fold the items of an item table (new ids, no interactions) into a model built with
     --foldable and write the result to ``out`` atomically; nothing is written on an error.
     Returns (the folded Recommender, the number of items added)."""
@@ -171,14 +177,15 @@ def add_items(model_path, items_path, out, embeddings=None, id_col=None, sep=Non
         raise ConfigError(f"model {rec.config_.model!r} places new items by their text: pass "
                           "--embeddings with their vectors")
     else:
-        E_ids, E_all, meta = read_embeddings(embeddings)
+        E_ids, E_all, meta = read_embeddings(embeddings, id_col=embedding_id_col,
+                                             col=embedding_col)
         built, theirs = json.loads(rec.encoder_) if rec.encoder_ else {}, meta["encoder"]
         key = next((k for k in ("fingerprint", "name") if built.get(k) and theirs.get(k)), None)
         if key and built[key] != theirs[key]:
             raise DataFormatError(f"embedded by an encoder of {key} {theirs[key]!r}, the model "
                                   f"{model_path} by {built[key]!r}; embed the new items with "
                                   "the model's encoder", path=embeddings)
-        E = align(embeddings, E_ids, E_all, ids)
+        E = align(embeddings, E_ids, E_all, ids, meta)
         d = rec.fold_.E.shape[1]
         if E.shape[1] != d:
             raise DataFormatError(f"embeddings are {E.shape[1]}-d but the model {model_path} "
@@ -291,15 +298,22 @@ def tune(data: Data, base: Config, grids=(), n_random=0, metric=None, regime=Non
 
 
 def embed(out, items=None, dataset=None, id_col=None, sep=None, template=None,
-          encoder="minilm", batch_size=64, threads=None, progress=True):
+          encoder="minilm", batch_size=64, threads=None, progress=True, import_file=None,
+          embedding_col=None):
     """Embed the texts of an item table (or a packaged dataset's items) into the embeddings
     file ``out``, incrementally (:func:`l3ae.embed.pipeline.embed_items`); ``template``:
     "{column}" fields, default every column but the id (a dataset's own template). Returns
-    embed_items' stats."""
+    embed_items' stats. ``import_file``: instead, convert vectors made elsewhere (any layout,
+    ``id_col`` / ``embedding_col`` naming its columns) into that layout
+    (:func:`l3ae.io.vectors.import_vectors`; returns its stats)."""
     from l3ae.embed.pipeline import default_template, embed_items, render_texts
 
-    if (items is None) == (dataset is None):
-        raise ConfigError("give exactly one of --items PATH or --dataset NAME")
+    if sum(x is not None for x in (items, dataset, import_file)) != 1:
+        raise ConfigError("give exactly one of --items PATH, --dataset NAME or --import FILE")
+    if import_file is not None:
+        from l3ae.io.vectors import import_vectors
+
+        return import_vectors(import_file, out, id_col=id_col, col=embedding_col)
     if dataset is not None:
         ids, columns = datasets.load_items(dataset)
         template, where = template or datasets.DEFAULT_TEMPLATE, dataset

@@ -18,19 +18,23 @@ import numpy as np
 
 from l3ae.engine.score import topn
 from l3ae.errors import ConfigError, DataFormatError
+from l3ae.io import parquet
 from l3ae.io.readers import read_interactions
 from l3ae.io.stream import NotStreamable, memory_chunks, read_id_list, stream_chunks
-from l3ae.io.toplists import TopListWriter, open_sink
+from l3ae.io.toplists import list_writer, open_sink
 from l3ae.model import Recommender
 
 CHUNK = 8192
 
 
 def output_format(out=None, out_format=None):
-    """``out_format`` if given, else jsonl for an --out ending in .jsonl/.json, else csv."""
+    """``out_format`` if given, else jsonl for an --out ending in .jsonl/.json, parquet for one
+    ending in .parquet/.pq, else csv."""
     if out_format is not None:
         return out_format
-    return "jsonl" if out and Path(out).suffix.lower() in (".jsonl", ".json") else "csv"
+    suffix = Path(out).suffix.lower() if out else ""
+    return ("jsonl" if suffix in (".jsonl", ".json") else
+            "parquet" if suffix in parquet.SUFFIXES else "csv")
 
 
 def allowed_items(item_ids, exclude=None, candidates=None, warn=print):
@@ -66,6 +70,11 @@ def histories(path, item_ids, users=None, fmt="table", user_col="user_id",
         recency = 1.0
     if users is None:
         try:
+            if parquet.is_parquet(path):  # row groups, not bytes
+                if fmt != "table":
+                    raise DataFormatError("a Parquet file is a table: drop --format sequences",
+                                          path=path)
+                return parquet.ParquetChunks(path, item_ids, user_col, item_col, chunk, recency)
             return stream_chunks(path, item_ids, fmt, user_col, item_col, sep, chunk,
                                  recency=recency)
         except NotStreamable as why:
@@ -103,8 +112,9 @@ def recommend_batch(model, interactions, users=None, N=20, out=None, out_format=
                               f"{interactions} is among its {len(rec.item_ids_)} items",
                               path=model if isinstance(model, (str, Path)) else None)
     with open_sink(out) as fh:
-        writer = TopListWriter(fh, rec.item_ids_, jsonl=output_format(out, out_format) == "jsonl")
+        writer = list_writer(fh, rec.item_ids_, output_format(out, out_format))
         done, skipped, unknown_items = _score_all(source, rec, allowed, N, writer, progress)
+        writer.close()
     if skipped:
         warn(f"skipped {skipped} interactions on {unknown_items} items the model does not know")
     return done

@@ -192,7 +192,8 @@ CASES = [
     ("embeddings-given-a-model", {}, L3AE + ["{tmp}/m.h5"],
      "{tmp}/m.h5: not an l3ae embeddings file (encoding-type 'l3ae-model', expected "
      "'l3ae-embeddings'); make one with `l3ae embed`"),
-    ("embeddings-given-a-csv", {}, L3AE + ["{tmp}/r.csv"], "{tmp}/r.csv: not an HDF5 file (…)"),
+    ("embeddings-given-a-csv", {}, L3AE + ["{tmp}/r.csv"], "{tmp}/r.csv: not an embeddings "
+     "file: expected HDF5 (…), .npz (…) or Parquet (columns item_id and embedding)"),
     ("embeddings-newer-version", {"bad.h5": with_attrs("e.h5", encoding_version="2")},
      L3AE + ["{tmp}/bad.h5"], "{tmp}/bad.h5: embeddings format version 2 is not readable by "
      "this l3ae (reads 1); upgrade l3ae"),

@@ -617,7 +617,8 @@ def test_cli_embed_missing_template_column_exits_2(cli, runner, home, tmp_path):
 
 def test_cli_embed_needs_exactly_one_source(cli, runner, tmp_path):
     res = runner.invoke(cli, ["embed", "--out", str(tmp_path / "e.h5")])
-    assert res.exit_code == 2 and "exactly one of --items PATH or --dataset NAME" in res.stderr
+    assert res.exit_code == 2 and ("exactly one of --items PATH, --dataset NAME or --import "
+                                  "FILE") in res.stderr
 
 
 def test_cli_embed_broken_encoder_exits_2(cli, runner, minilm, tmp_path):

@@ -85,11 +85,11 @@ def test_load_aligned_refuses_non_finite_rows(tmp_path, bad):
     load_aligned(path, ids[:4])  # rows not asked for do not matter
 
 
-def test_foreign_hdf5_is_refused(tmp_path):
+def test_hdf5_without_ids_is_refused(tmp_path):
     path = tmp_path / "other.h5"
     with h5py.File(path, "w") as f:
         f["embeddings"] = np.zeros((2, 2), np.float32)
-    with pytest.raises(DataFormatError, match="not an l3ae embeddings file"):
+    with pytest.raises(DataFormatError, match=r"no dataset 'ids' \(the file has 'embeddings'\)"):
         read_embeddings(path)
 
 

@@ -15,7 +15,8 @@ def data_options(f):
     """--interactions / --dataset and the column options."""
     opts = [
         click.option("--interactions", "interactions", type=click.Path(exists=True, dir_okay=False),
-                     help="Interactions CSV/TSV with a header, or a RecBole .inter file."),
+                     help="Interactions CSV/TSV with a header, a RecBole .inter file, or "
+                     "Parquet (.parquet; same columns)."),
         click.option("--dataset", type=click.Choice(sorted(DATASETS)),
                      help="A packaged dataset (MovieLens: rating >= 4 counts as an interaction)."),
         click.option("--dataset-dir", type=click.Path(exists=True, file_okay=False),
@@ -65,7 +66,13 @@ def model_options(f):
         click.option("--debias", type=float, help="Popularity compensation β: column j of B "
                      "times (1 + count_j)^-β, lifting tail items. Default 0."),
         click.option("--embeddings", type=click.Path(exists=True, dir_okay=False),
-                     help="Item embeddings (HDF5 from `l3ae embed`) for text-aware models."),
+                     help="Item vectors for text-aware models: HDF5 from `l3ae embed`, or from "
+                     "any model as HDF5 (datasets ids, embeddings), .npz (arrays ids, "
+                     "embeddings) or Parquet (columns item_id, embedding)."),
+        click.option("--embedding-id-col", help="Id column of a Parquet --embeddings (default "
+                     "item_id), or dataset/array of an HDF5/.npz one (default ids)."),
+        click.option("--embedding-col", help="Vector column of a Parquet --embeddings (default "
+                     "embedding: a list of floats per row), or dataset/array (embeddings)."),
         click.option("--encoder", help="Encoder for --dataset without --embeddings "
                      "(default: packaged all-MiniLM-L6-v2)."),
     ]
@@ -90,7 +97,8 @@ def config_from(kw):
 def data_from(kw):
     """Pop the data options (and --embeddings/--encoder) out of a command's kwargs."""
     names = ["interactions", "dataset", "dataset_dir", "user_col", "item_col", "rating_col",
-             "min_rating", "sep", "fmt", "embeddings", "encoder"]
+             "min_rating", "sep", "fmt", "embeddings", "embedding_id_col", "embedding_col",
+             "encoder"]
     return Data(**{k: kw.pop(k) for k in names})
 
 

@@ -15,12 +15,18 @@ from l3ae.cli._app import cli, progress_printer
                                "first column).")
 @click.option("--sep", help="Delimiter of --items (default: from the file name or the header).")
 @click.option("--embeddings", type=click.Path(exists=True, dir_okay=False),
-              help="Embeddings file holding every new item (from `l3ae embed`, same encoder "
-                   "as the model's). Not needed by text-free models (ease, lae, ...).")
+              help="Vectors of every new item, made as the model's were: from `l3ae embed` "
+                   "(same encoder), or HDF5/.npz/Parquet from another model. Not needed by "
+                   "text-free models (ease, lae, ...).")
+@click.option("--embedding-id-col", help="Id column of a Parquet --embeddings (default "
+              "item_id), or dataset/array of an HDF5/.npz one (default ids).")
+@click.option("--embedding-col", help="Vector column of a Parquet --embeddings (default "
+              "embedding), or dataset/array of an HDF5/.npz one (default embeddings).")
 @click.option("--out", required=True, type=click.Path(dir_okay=False),
               help="Model file to write (may be MODEL itself; written atomically).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress on stderr.")
-def add_items(model, items, id_col, sep, embeddings, out, quiet):
+def add_items(model, items, id_col, sep, embeddings, embedding_id_col, embedding_col, out,
+              quiet):
     """Add new items to a built model without a rebuild.
 
     New items have no interactions yet: the model places them by their text. Their weights
@@ -39,6 +45,7 @@ def add_items(model, items, id_col, sep, embeddings, out, quiet):
     """
     rec, n_new = api.add_items(model, items, out, embeddings, id_col, sep,
                                progress=progress_printer(quiet),
-                               warn=lambda m: click.echo(m, err=True))
+                               warn=lambda m: click.echo(m, err=True),
+                               embedding_id_col=embedding_id_col, embedding_col=embedding_col)
     click.echo(f"{rec.config_.model}: added {n_new} items -> {out} ({len(rec.item_ids_)} items) "
                f"in {rec.timings_['add-items']:.2f} s", err=True)

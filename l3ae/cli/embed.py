@@ -12,11 +12,17 @@ _ENCODER_HELP = ("Encoder folder (from `l3ae export-encoder`), or 'minilm' for t
 
 @cli.command()
 @click.option("--items", type=click.Path(exists=True, dir_okay=False),
-              help="Item table: CSV/TSV with a header, or a RecBole .item file.")
+              help="Item table: CSV/TSV with a header, a RecBole .item file, or Parquet.")
 @click.option("--dataset", type=click.Choice(sorted(DATASETS)),
               help="A packaged dataset instead of --items.")
+@click.option("--import", "import_file", type=click.Path(exists=True, dir_okay=False),
+              help="Vectors made by another model, instead of texts: HDF5 (datasets ids, "
+              "embeddings), .npz (arrays ids, embeddings) or Parquet (columns item_id, "
+              "embedding), written to --out in l3ae's layout.")
 @click.option("--id-col", help="Id column of --items (default: item_id if present, else the "
-              "first column).")
+              "first column), or of an --import file (default: item_id for Parquet, ids).")
+@click.option("--embedding-col", help="Vector column of an --import file (default: embedding "
+              "for Parquet, embeddings).")
 @click.option("--sep", help="Delimiter of --items (default: from the file name or the header).")
 @click.option("--template", help="Text of an item, with {column} fields, e.g. "
               "\"{title} ({year}). Genres: {genre}\". Default: every column but the id, joined "
@@ -30,7 +36,8 @@ _ENCODER_HELP = ("Encoder folder (from `l3ae export-encoder`), or 'minilm' for t
               help="Embeddings file to write (HDF5). If it exists and was made by the same "
               "encoder, only new or changed texts are embedded.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar and no summary on stderr.")
-def embed(items, dataset, id_col, sep, template, encoder, batch_size, threads, out, quiet):
+def embed(items, dataset, import_file, id_col, embedding_col, sep, template, encoder,
+          batch_size, threads, out, quiet):
     """Embed item texts into an embeddings file for text-aware models (l3ae, ...).
 
     \b
@@ -39,13 +46,32 @@ def embed(items, dataset, id_col, sep, template, encoder, batch_size, threads, o
       l3ae embed --items items.csv --id-col item_id \\
                  --template "{title}. {category}. {description}" --out emb.h5
       l3ae embed --items items.csv --encoder ./my-encoder --out emb.h5
+      l3ae embed --import llm_vectors.parquet --out emb.h5
 
     Re-running on an edited catalog embeds only the new and changed texts. Items whose text is
     empty get an all-zero vector. A summary goes to stderr.
+
+    --import converts vectors from any model (every row checked) into the same layout; a
+    re-import rewrites the file only when the vectors changed. The two kinds never mix: an
+    existing --out of imported vectors is not overwritten by embedded texts, nor one of
+    embedded texts by an import.
     """
+    if import_file is not None:
+        ctx = click.get_current_context()
+        given = [f"--{n.replace('_', '-')}" for n in ("template", "encoder", "batch_size",
+                                                        "threads", "sep")
+                 if ctx.get_parameter_source(n) == click.core.ParameterSource.COMMANDLINE]
+        if given:
+            raise click.UsageError(f"{', '.join(given)}: for texts, not with --import")
+    elif embedding_col is not None:
+        raise click.UsageError("--embedding-col goes with --import")
     s = api.embed(out, items, dataset, id_col, sep, template, encoder, batch_size, threads,
-                  progress=not quiet)
-    if not quiet:
+                  progress=not quiet, import_file=import_file, embedding_col=embedding_col)
+    if not quiet and import_file is not None:
+        click.echo(f"{s['vectors']} vectors ({s['dim']}-d) from {import_file}: {s['imported']} "
+                   f"imported, {s['reused']} unchanged in {s['seconds']:.1f} s -> {out}"
+                   + ("" if s["written"] else " (already up to date)"), err=True)
+    elif not quiet:
         rate = f", {s['texts_per_s']:.0f} texts/s" if s["encoded"] else ""
         click.echo(f"{s['texts']} texts: {s['embedded']} embedded, {s['reused']} reused, "
                    f"{s['empty']} empty, {s['truncated']} truncated"

@@ -10,8 +10,8 @@ from l3ae.io.readers import FORMATS
 @cli.command()
 @click.argument("model", type=click.Path(exists=True, dir_okay=False))
 @click.option("--interactions", required=True, type=click.Path(exists=True, dir_okay=False),
-              help="Histories: CSV/TSV with a header, a RecBole .inter file, or a sequence file "
-              "(--format sequences).")
+              help="Histories: CSV/TSV with a header, a RecBole .inter file, Parquet "
+              "(.parquet), or a sequence file (--format sequences).")
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True,
               help="--interactions layout: a table with a header, or sequences (FAERec/SASRec: "
               "'user item item ...' per line).")
@@ -31,8 +31,9 @@ from l3ae.io.readers import FORMATS
 @click.option("--out", type=click.Path(dir_okay=False),
               help="Output file, written atomically: it appears complete or not at all. "
               "Default: stdout, streamed.")
-@click.option("--out-format", type=click.Choice(["csv", "jsonl"]),
-              help="Output format. Default: jsonl when --out ends in .jsonl or .json, else csv.")
+@click.option("--out-format", type=click.Choice(["csv", "jsonl", "parquet"]),
+              help="Output format. Default: jsonl when --out ends in .jsonl or .json, parquet "
+              "when it ends in .parquet (the CSV's columns; needs pyarrow), else csv.")
 @click.option("--chunk", default=8192, show_default=True, type=click.IntRange(1),
               help="Users scored and written at a time.")
 @click.option("--progress", "force_progress", is_flag=True,
@@ -42,7 +43,8 @@ def recommend(model, interactions, fmt, user_col, item_col, sep, all_users, user
               exclude, candidates, out, out_format, chunk, force_progress, quiet):
     """Recommend the top-N unseen items for each user of --interactions.
 
-    CSV rows are user_id,item_id,rank,score,fallback (rank from 1); JSONL lines are
+    CSV rows are user_id,item_id,rank,score,fallback (rank from 1), Parquet rows the same
+    columns (string, string, int32, float32, bool); JSONL lines are
     {"user_id", "items", "scores", "fallback"}. Items the model does not know are skipped
     (counted on stderr); a user with no known item gets the most popular allowed items, with
     fallback=1. --exclude and --candidates act inside the ranking: lists stay N long while
@@ -51,9 +53,9 @@ def recommend(model, interactions, fmt, user_col, item_col, sep, all_users, user
 
     Users are scored and written in chunks, so memory stays flat in the number of users when
     each user's rows of --interactions are contiguous (files grouped or sorted by user, as
-    exports usually are; a sequence file always is). Otherwise (or with --users, quoted CSV
-    fields or other rows the fast scanner leaves to the general reader) the file is read
-    whole, and stderr says why.
+    exports usually are; a sequence file always is; Parquet is read by row groups). Otherwise
+    (or with --users, quoted CSV fields or other rows the fast scanner leaves to the general
+    reader) the file is read whole, and stderr says why.
 
     \b
     Examples:

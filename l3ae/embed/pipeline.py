@@ -10,6 +10,12 @@ Empty texts (blank after rendering, or every template field empty) get an all-ze
 than the model's vector for "": a shared vector would make every text-less item a perfect
 semantic neighbour of every other one, while a zero column of F leaves those items out of the
 semantic term C (DESIGN §2) altogether.
+
+Vectors made elsewhere enter through ``l3ae embed --import`` (:func:`l3ae.io.vectors.
+import_vectors`): their rows carry a ``"vector:"`` hash instead of a text hash and the file's
+encoder is ``{"imported": ...}``. The two kinds never mix in one file: embedding texts into a
+file of imported vectors is refused (l3ae cannot make those again), as is importing over a file
+embedded from texts; an encoder change between text runs re-embeds every text, as before.
 """
 
 from __future__ import annotations
@@ -117,7 +123,15 @@ def _previous(out: Path, identity: dict, vectors: bool = False):
     except DataFormatError as exc:
         raise DataFormatError(f"refusing to overwrite it: {exc.reason}; delete it or choose "
                               "another output", path=out) from None
+    if meta.get("layout") != "l3ae":
+        raise DataFormatError("refusing to overwrite it: it is not an l3ae embeddings file; "
+                              "delete it or choose another output", path=out)
     old = meta["encoder"]
+    if old.get("imported"):  # l3ae cannot make these again: never replace them silently
+        raise DataFormatError(f"refusing to overwrite it: it holds {len(ids)} vectors imported "
+                              f"from {old['imported']} (`l3ae embed --import`), which embedding "
+                              "texts would replace; delete it or choose another output",
+                              path=out)
     if any(old.get(k) != identity[k] for k in _REUSE_KEYS):
         return None
     hashes = meta["hashes"]

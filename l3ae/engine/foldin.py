@@ -54,7 +54,7 @@ import scipy.sparse as sp
 
 from l3ae.engine import _kernels
 from l3ae.engine.models import fusion
-from l3ae.engine.semantic import semantic_factors
+from l3ae.engine.semantic import semantic_basis
 from l3ae.engine.solve import _total_ridge
 from l3ae.errors import ConfigError
 
@@ -112,9 +112,9 @@ def fold_state(cfg, E=None, pwe=None, popularity=()):
     if E is None or (c1 != 0 and pwe is None):
         raise ValueError("a text-aware fold state needs E (and P W E when λ_E ≠ 0)")
     E = np.ascontiguousarray(E, dtype=cfg.dtype)
-    E64 = E.astype(np.float64)
-    s = semantic_factors(E64, cfg.reg_f).s  # float64, the K of a build on E
-    return FoldState(E, np.asarray(pwe, cfg.dtype) if c1 else None, E64.T @ E64, s, mean)
+    # float64 EᵀE and s (the K of a build on E), from float64 row blocks of E
+    b = semantic_basis(E, cfg.reg_f, want_y=False, want_ete=True)
+    return FoldState(E, np.asarray(pwe, cfg.dtype) if c1 else None, b.ete, b.s, mean)
 
 
 def _woodbury(ete, reg_f, U):

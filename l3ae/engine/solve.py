@@ -4,11 +4,13 @@
         s.t. diag(B) = ξ (equality) or diag(B) ≤ ξ (inequality)
     a = Λ + λ_E w,  P = (G + Dg(a))⁻¹,  t_j = (1 − ξ + λ_E (PWC)_jj) / P_jj
     h = t (equality) or max(a, t) (inequality),   B = I + λ_E P W C − P Dg(h)
-    Low rank (phase 1 factors K, s, δ):  M = P W E K (n×d),
-    B = I + λ_E M Eᵀ Dg(1/δ) − P Dg(g),  g = λ_E w∘s/δ + h,  (PWC)_jj = (M_j·E_j − P_jj w_j s_j)/δ_j
+    Low rank (phase 1 as S = Y Yᵀ, Y = E R⁻ᵀ, s, δ; V = Dg(1/δ) Y):  M = P W Y (n×d),
+    B = I + λ_E M Vᵀ − P Dg(g),  g = λ_E w∘s/δ + h,  (PWC)_jj = M_j·V_j − P_jj w_j s_j/δ_j
 
 X : (m, n) binary CSR; E : (n, d) float. Peak memory: ONE n×n buffer of ``dtype`` (A → L → P →
-dense B in place) plus O(n d) blocks and one (block, n) row block when pruning to top-k.
+dense B in place) plus V, M and one n×d temporary (W Y, for P·W Y) in ``dtype`` (P W E too
+with ``keep_pwe``) and one (block, n) row block when pruning to top-k. Beyond the solve's n³,
+the semantic term costs 2·n²·d (P·W Y and M Vᵀ) + 2·n·d² (phase 1) multiply-adds.
 The factorization is LAPACK potrf + potri in place on the lower triangle (never an LU inverse;
 :func:`l3ae.engine.blas.cholesky_inverse`).
 When that buffer does not fit ``max_memory``, P is computed out of core on tiles in an HDF5 file
@@ -17,6 +19,7 @@ this one) and everything after P reads it through one row source: ``diagonal()``
 and ``row_blocks()``, served by the in-memory P or by the tile file.
 """
 
+import hashlib
 import os
 import tempfile
 import time
@@ -31,7 +34,7 @@ from l3ae.engine.blas import cholesky_inverse, gemm
 from l3ae.engine.gram import gram
 from l3ae.engine.progress import ignore
 from l3ae.engine.prune import RowPruner
-from l3ae.engine.semantic import semantic_factors, semantic_rows
+from l3ae.engine.semantic import semantic_basis, semantic_factors, semantic_rows
 from l3ae.errors import ConfigError, item_name
 
 
@@ -43,6 +46,13 @@ class Weights:
     diag: np.ndarray
     timings: dict = field(default_factory=dict)
     pwe: object = None  # P W E (n, d) when asked for (keep_pwe): the state of a fold-in
+
+
+def _digest(a):
+    """A key for an array's content without copying it (shape, dtype, blake2b of the bytes)."""
+    a = np.ascontiguousarray(a)
+    return a.shape, a.dtype.str, hashlib.blake2b(memoryview(a).cast("B"),
+                                                 digest_size=16).hexdigest()
 
 
 def _check(dtype, dropout, additive, xi, constraint):
@@ -199,41 +209,45 @@ def weights_from_inverse(inv: Inverse, *, reg_e=0.0, w=None, xi=0.0, constraint=
     report = progress or ignore
     block = block or _block(n, dtype)
     t0 = time.perf_counter()
-    fac = None
+    sem = None
     if reg_e != 0 or additive != 0:
-        E = np.ascontiguousarray(E, dtype=dtype)
+        E = np.ascontiguousarray(E, dtype=dtype)  # phase 1 sees the E the model keeps
         if E.shape[0] != n:
             raise ConfigError(f"E has {E.shape[0]} rows for {n} items")
-        key = (reg_f, hash(w.tobytes()), hash(E.tobytes()))
+        key = (reg_f, _digest(w), _digest(E), dtype.str)
         if key not in inv.cache:
-            inv.cache.clear()  # one entry: M is n×d, keep memory flat during sweeps
-            inv.cache[key] = (semantic_factors(E, reg_f if reg_f is not None else 0.0), None)
-        fac = inv.cache[key][0]
+            inv.cache.clear()  # one entry: V and P W Y are n×d, keep memory flat during sweeps
+            b = semantic_basis(E, reg_f if reg_f is not None else 0.0, dtype)
+            V = b.Y
+            V /= b.delta[:, None].astype(dtype)  # V = Dg(1/δ) Y, in place: Y is not kept
+            inv.cache[key] = {"s": b.s, "delta": b.delta, "R": b.R, "V": V, "PWY": None}
+        sem = inv.cache[key]
     t_sem = time.perf_counter() - t0
 
     t = time.perf_counter()
     p_diag = P.diagonal()
-    L = None
+    pwe = None
     pwc_diag = np.zeros(n)
     if reg_e != 0:
-        M = inv.cache[key][1]
-        if M is None or keep_pwe:
-            pwe = P.matmul(E * w[:, None].astype(dtype))  # P W E, (n, d)
-            M = pwe @ fac.K
-            inv.cache[key] = (fac, M)
-        s, delta = fac.s.astype(np.float64), fac.delta.astype(np.float64)
-        pwc_diag = (np.einsum("ij,ij->i", M, E, dtype=np.float64) - p_diag * w * s) / delta
-        L = reg_e * M
+        s, delta, V = sem["s"], sem["delta"], sem["V"]
+        if sem["PWY"] is None:
+            sem["PWY"] = P.matmul(V * (w * delta)[:, None].astype(dtype))  # P W Y, (n, d)
+        PWY = sem["PWY"]
+        # (PWC)_jj = ((PWY)_j·Y_j − P_jj w_j s_j)/δ_j, Y_j = δ_j V_j
+        pwc_diag = np.einsum("ij,ij->i", PWY, V, dtype=np.float64) - p_diag * w * s / delta
+        if keep_pwe:
+            pwe = PWY @ sem["R"].T.astype(dtype)  # P W E = P W Y Rᵀ
     tt = (1 - xi + reg_e * pwc_diag) / p_diag
     h = tt if constraint == "equality" else np.maximum(a, tt)
     diag_b = 1 + reg_e * pwc_diag - p_diag * h
-    g = h + (reg_e * w * fac.s / fac.delta if reg_e != 0 else 0.0)
+    g = h + (reg_e * w * sem["s"] / sem["delta"] if reg_e != 0 else 0.0)
+    # the low-rank term is alpha · L Vᵀ: L = P W Y (L3AE), or its blend with Y (additive)
+    L, alpha = (sem["PWY"], reg_e) if reg_e != 0 else (None, 1.0)
     if additive:
-        L = (1 - additive) * L if L is not None else None
-        LC = additive * (E @ fac.K)
-        L = LC if L is None else L + LC
+        Y = sem["V"] * sem["delta"][:, None].astype(dtype)
+        L = additive * Y + ((1 - additive) * reg_e) * L if L is not None else additive * Y
+        alpha = 1.0
         g, diag_b = (1 - additive) * g, (1 - additive) * diag_b
-    ets = (E / fac.delta[:, None]).T.copy() if L is not None else None
     g = g.astype(dtype)
 
     pruner = RowPruner(n, topk, dtype) if topk else None
@@ -244,8 +258,8 @@ def weights_from_inverse(inv: Inverse, *, reg_e=0.0, w=None, xi=0.0, constraint=
         r1 = r0 + len(p_rows)
         rows = np.arange(r0, r1)
         blk = np.multiply(p_rows, (-g)[None, :], out=p_rows if P.scratch else None)
-        if L is not None:
-            gemm(blk, L[r0:r1], ets, 1.0, 1.0, overwrite=True)  # blk += L[r0:r1] @ ets
+        if L is not None:  # blk += alpha · L[r0:r1] Vᵀ
+            gemm(blk, L[r0:r1], sem["V"], alpha, 1.0, tb=True, overwrite=True)
         blk[rows - r0, rows] = diag_b[r0:r1]
         if pruner is None:
             dense[r0:r1] = blk  # B rows need only P's same rows: safe to overwrite in place
@@ -254,7 +268,7 @@ def weights_from_inverse(inv: Inverse, *, reg_e=0.0, w=None, xi=0.0, constraint=
         report("weights", r1, n)
     B = dense if pruner is None else pruner.result()
     timings = {"semantic": t_sem, "weights": time.perf_counter() - t}
-    return Weights(B, diag_b.astype(dtype), timings, pwe if keep_pwe and reg_e != 0 else None)
+    return Weights(B, diag_b.astype(dtype), timings, pwe)
 
 
 def solve_weights(X, *, reg_x, reg_e=0.0, w=None, dropout=0.0, xi=0.0, constraint=None,

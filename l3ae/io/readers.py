@@ -3,7 +3,9 @@
 RecBole headers carry types (``user_id:token``); the ``:type`` suffix is dropped. The delimiter is
 a tab for ``.inter``/``.item``/``.tsv`` files, a comma for ``.csv``, and otherwise sniffed from
 the header line. Sequence files (FAERec/SASRec: ``user item item …`` per line, time order, no
-header) are read with ``fmt="sequences"``. Every error names the file, the line and the value.
+header) are read with ``fmt="sequences"``. Parquet tables (``.parquet``, or Parquet's magic
+bytes) go to :mod:`l3ae.io.parquet` with the same columns and meaning. Every error names the
+file, the line (a Parquet file: the row) and the value.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from l3ae.errors import ConfigError, DataFormatError
+from l3ae.io import parquet
 
 _TAB_SUFFIXES = {".inter", ".item", ".user", ".tsv", ".tab"}
 
@@ -193,6 +196,10 @@ def read_interactions(path, user_col="user_id", item_col="item_id", rating_col="
 
     min_rating : keep rows with rating >= min_rating (needs ``rating_col``); None keeps all.
     """
+    if parquet.is_parquet(path):
+        if fmt != "table":
+            raise DataFormatError("a Parquet file is a table: drop --format sequences", path)
+        return parquet.read_interactions(path, user_col, item_col, rating_col, min_rating)
     if fmt == "sequences":
         if min_rating is not None:
             raise DataFormatError("sequence files carry no ratings; drop --min-rating", path=path)
@@ -279,8 +286,10 @@ def read_items(path, id_col=None, sep=None):
     """Read an item table: (ids: list[str], columns: dict[str, list[str]]).
 
     id_col : defaults to ``item_id`` when present, else the first column. Duplicate ids and
-    empty ids are errors.
+    empty ids are errors. A Parquet file is read by :func:`l3ae.io.parquet.read_items`.
     """
+    if parquet.is_parquet(path):
+        return parquet.read_items(path, id_col)
     names, rows = _open_rows(path, sep)
     id_col = id_col or ("item_id" if "item_id" in names else names[0])
     k = _column(names, id_col, path, "item")

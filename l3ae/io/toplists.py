@@ -13,6 +13,7 @@ import sys
 
 import numpy as np
 
+from l3ae.errors import ConfigError
 from l3ae.io import _fastio
 from l3ae.io.atomic import atomic_open
 from l3ae.io.stream import encode_fields
@@ -68,6 +69,21 @@ class TopListWriter:
                                     np.asarray(fallback, bool), ubuf, uoff, self.kbuf,
                                     self.koff, self.jsonl, buf)
         self.fh.write(memoryview(buf)[:used])
+
+    def close(self):
+        """Nothing to finish: every chunk is complete text (the file object is the caller's)."""
+
+
+def list_writer(fh, item_ids, fmt="csv"):
+    """A writer of top-N lists in ``fmt`` (csv, jsonl or parquet) to the binary file ``fh``:
+    ``write(user_ids, items, scores, fallback)`` per chunk, ``close()`` at the end."""
+    if fmt == "parquet":
+        from l3ae.io.parquet import ParquetListWriter
+
+        return ParquetListWriter(fh, item_ids)
+    if fmt not in ("csv", "jsonl"):
+        raise ConfigError(f"unknown output format {fmt!r}; choose csv, jsonl or parquet")
+    return TopListWriter(fh, item_ids, jsonl=fmt == "jsonl")
 
 
 @contextlib.contextmanager
