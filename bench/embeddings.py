@@ -84,12 +84,16 @@ def child_build(inter, vectors):
     E, _ = api.load_embeddings(source, item_ids, vectors)
     t_read = time.perf_counter() - t
     cfg = Config.from_preset("l3ae", reg_x=REG_X, reg_e=REG_E, reg_f=REG_F, topk=TOPK)
-    rec = api.build(source, cfg, E)
+    X, _ = api.full_matrix(source)
+    rec = api.Recommender(cfg).fit(X, E, item_ids=item_ids)
     return {"d": int(E.shape[1]), "read": t_read, "load": t - t0, **rec.timings_}
 
 
 def build_rows(args, folder):
-    inter, files = write_catalog(folder, args.n, args.dims, args.seed)
+    # inputs are made in a child: a forked process's peak RSS starts at its parent's
+    made, _ = run_child(["--child", "prepare-build", "--workdir", folder, "--n", str(args.n),
+                         "--seed", str(args.seed), "--dims", *map(str, args.dims)])
+    inter, files = made["inter"], {int(d): f for d, f in made["files"].items()}
     run_child(["--child", "build", "--inter", inter, "--vectors", files[args.dims[0]]])  # warm
     rows = []  # the numba cache up: the first timed build compiles nothing
     for d in args.dims:
@@ -142,12 +146,11 @@ def to_parquet(csv, path):
 
 
 def recommend_rows(args, folder):
-    import recommend as rb
-
     rows = []
     for m in args.users:
-        model, csv = rb.write_inputs(folder, m, args.items, args.topk, args.seed)
-        pqf = to_parquet(csv, csv[:-4] + ".parquet")
+        (model, csv, pqf), _ = run_child(["--child", "prepare-recommend", "--workdir", folder,
+                                          "--users", str(m), "--items", str(args.items),
+                                          "--topk", str(args.topk), "--seed", str(args.seed)])
         res = {"users": m}
         for name, src in (("csv", csv), ("parquet", pqf)):
             out = os.path.join(folder, f"recs-{m}-{name}.csv")
@@ -221,6 +224,17 @@ def main():
     args = ap.parse_args()
     if args.child == "build":
         print(json.dumps(child_build(args.inter, args.vectors)))
+        return
+    if args.child == "prepare-build":
+        inter, files = write_catalog(args.workdir, args.n, args.dims, args.seed)
+        print(json.dumps({"inter": inter, "files": files}))
+        return
+    if args.child == "prepare-recommend":
+        import recommend as rb
+
+        model, csv = rb.write_inputs(args.workdir, args.users[0], args.items, args.topk,
+                                     args.seed)
+        print(json.dumps([model, csv, to_parquet(csv, csv[:-4] + ".parquet")]))
         return
     folder = args.workdir or tempfile.mkdtemp(prefix="l3ae-bench-embeddings-")
     os.makedirs(folder, exist_ok=True)

@@ -328,6 +328,28 @@ def embed(out, items=None, dataset=None, id_col=None, sep=None, template=None,
                        template=template, threads=threads)
 
 
+def info(model_path):
+    """What a model file holds: size and composition, config, timings (a JSON-able dict)."""
+    import os
+
+    from l3ae.io.model_file import read_model
+
+    d = read_model(model_path)
+    B, n = d["B"], len(d["item_ids"])
+    per_row = np.diff(B.indptr) if sp.issparse(B) else np.full(n, n)
+    nnz = int(per_row.sum())
+    return {
+        "items": n, "weights": nnz, "storage": "csr" if sp.issparse(B) else "dense",
+        "weights per item": {"min": int(per_row.min(initial=0)),
+                             "median": float(np.median(per_row)) if n else 0.0,
+                             "max": int(per_row.max(initial=0))},
+        "of dense": nnz / n ** 2 if n else 0.0,
+        "file bytes": os.path.getsize(model_path),
+        "dense float32 bytes": 4 * n * n,
+        "foldable": d["foldable"], "config": d["config"], "timings": d["timings"],
+        "l3ae-version": d["l3ae-version"], "input-sha256": d["input-sha256"]}
+
+
 def recommend(model_path, interactions, users=None, N=20, out=None, **options):
     """Top-N lists for the users of an interactions file — every user, streamed in chunks, or
     ``users`` in that order — written atomically to ``out`` or to stdout. Options and behaviour:

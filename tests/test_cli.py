@@ -6,6 +6,7 @@ from click.testing import CliRunner
 
 from l3ae.cli import cli
 from l3ae.io.embeddings import write_embeddings, text_hash
+from l3ae.model import Recommender
 
 
 @pytest.fixture
@@ -58,7 +59,16 @@ def test_build_recommend_info(data):
     assert len(fb) == 5 and all(row[4] == "1" for row in fb)
     r = run("info", out)
     assert r.exit_code == 0 and json.loads(r.output)["config"]["model"] == "l3ae"
-    assert json.loads(r.output)["foldable"] is False
+    info = json.loads(r.output)
+    assert info["foldable"] is False
+    m = Recommender.load(out)
+    per_row = np.diff(m.B_.indptr)
+    assert info["weights"] == m.B_.nnz and info["storage"] == "csr"
+    assert info["weights per item"] == {"min": int(per_row.min()),
+                                        "median": float(np.median(per_row)),
+                                        "max": int(per_row.max())}
+    assert info["of dense"] == m.B_.nnz / len(per_row) ** 2
+    assert info["file bytes"] == out.stat().st_size and info["dense float32 bytes"] == 4 * len(per_row) ** 2
 
 
 def test_evaluate_writes_json(data):
