@@ -340,9 +340,9 @@ def info(model_path):
     nnz = int(per_row.sum())
     return {
         "items": n, "weights": nnz, "storage": "csr" if sp.issparse(B) else "dense",
-        "weights per item": {"min": int(per_row.min(initial=0)),
+        "weights per item": {"min": int(per_row.min()) if n else 0,
                              "median": float(np.median(per_row)) if n else 0.0,
-                             "max": int(per_row.max(initial=0))},
+                             "max": int(per_row.max()) if n else 0},
         "of dense": nnz / n ** 2 if n else 0.0,
         "file bytes": os.path.getsize(model_path),
         "dense float32 bytes": 4 * n * n,
