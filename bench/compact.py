@@ -9,8 +9,9 @@ and int32 column indices: 8 bytes a weight) and scored on test with l3ae's metri
 - ``row``        the K largest |B_ij| of each row (today's default).
 - ``row+col``    the K − K/5 largest of each row ∪ the K/5 largest of each column, so every
                  item keeps its strongest incoming weights (route b of issue 13).
-- ``budget``     row i keeps k_i ∝ (1 + c_i)^½ of its largest (c: train count), n·K in all: rows
-                 of items in many histories, which score most users, get more (route c).
+- ``budget``     row i keeps k_i ∝ (1 + c_i)^½ of its largest (c: train count), about n·K in all
+                 (l3ae.engine.prune.row_budgets, the default since this bench): rows of items in
+                 many histories, which score most users, get more (route c).
 - ``lowrank``    text models: B = R + λ_E·(P W E K)·(E/δ)ᵀ, the rank-d semantic term kept
                  exactly as two n×d float32 factors and the rest R pruned to K − d per row
                  (same bytes; route a). P is a float64 inverse made here, independently.
@@ -39,7 +40,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from quality import DATASETS, SHARED  # noqa: E402
 
 from l3ae import api  # noqa: E402
-from l3ae.engine.models import Config, fit_weights, terms  # noqa: E402
+from l3ae.engine.models import Config, fit_weights, row_budgets_of, terms  # noqa: E402
 from l3ae.engine.prune import prune_topk  # noqa: E402
 from l3ae.engine.score import topn  # noqa: E402
 from l3ae.evaluation import score  # noqa: E402
@@ -80,16 +81,9 @@ def row_col(B, K):
 
 
 def budget(B, K, popularity):
-    n = len(B)
-    w = np.sqrt(1.0 + popularity)
-    k = np.clip(np.floor(n * K * w / w.sum()), 0, n - 1).astype(np.int64)
-    k[np.argsort(-(n * K * w / w.sum() - k))[:n * K - k.sum()]] += 1  # exactly n·K in all
-    mag = np.abs(B)
-    np.fill_diagonal(mag, -1)
-    r = np.repeat(np.arange(n), k)
-    c = np.concatenate([np.argpartition(-mag[i], k[i])[:k[i]] if k[i] else np.empty(0, int)
-                        for i in range(n)])
-    return rows_of(B, sp.csr_matrix((np.ones(len(r)), (r, c)), shape=B.shape))
+    """The engine's own route (l3ae.engine.prune): Config.budget = 0.5."""
+    cfg = Config(model="ease", topk=K, budget=0.5)
+    return prune_topk(B, K, budgets=row_budgets_of(cfg, popularity))
 
 
 def lowrank(cfg, X, E, B, K):
@@ -128,10 +122,10 @@ def users_per_s(split, B):
 def run(ds, K):
     t0 = time.perf_counter()
     if ds == "yelp":
-        data, cfg = api.Data(**YELP), Config.from_preset(**YELP_CONFIG, topk=0)
+        data, cfg = api.Data(**YELP), Config.from_preset(**YELP_CONFIG, topk=0, budget=0.0)
         protocol = "loo"
     else:
-        data, cfg = api.Data(**DATASETS[ds]), tuned_config(ds).replace(topk=0)
+        data, cfg = api.Data(**DATASETS[ds]), tuned_config(ds).replace(topk=0, budget=0.0)
         protocol = "random"
     source = data.load()
     split = api.load_split(source, protocol=protocol)

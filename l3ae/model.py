@@ -87,8 +87,9 @@ class Recommender:
         # popularity compensation comes after pruning in a build: fold the uncompensated B
         beta = self.config_.debias
         B = debias_columns(self.B_, self.popularity_, -beta)
-        B, diag, self.fold_, secs = foldin.fold_in(self.config_, self.fold_, B,
-                                                   np.asarray(E), item_ids=ids, progress=progress)
+        B, diag, self.fold_, secs = foldin.fold_in(self.config_, self.fold_, B, np.asarray(E),
+                                                   popularity=self.popularity_, item_ids=ids,
+                                                   progress=progress)
         self.popularity_ = np.concatenate([self.popularity_, np.zeros(len(ids), np.int64)])
         self.B_ = debias_columns(B, self.popularity_, beta)
         self.diag_ = np.concatenate([self.diag_, diag])

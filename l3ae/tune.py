@@ -18,7 +18,7 @@ import time
 import numpy as np
 
 from l3ae.engine.models import (Config, active_items, debias_columns, expand,
-                                solved_terms, terms)
+                                row_budgets_of, solved_terms, terms)
 from l3ae.engine.score import topn
 from l3ae.engine.solve import factorize, text_weights, weights_from_inverse
 from l3ae.errors import ConfigError
@@ -170,12 +170,14 @@ def _weights(cfg, train, popularity, E, inv):
     dtype = np.dtype(cfg.dtype)
     Ed = np.asarray(E, dtype) if cfg.needs_text else None
     if cfg.form == "text":
-        return text_weights(Ed, cfg.reg_f, cfg.topk).B, None
+        return text_weights(Ed, cfg.reg_f, cfg.topk,
+                            budgets=row_budgets_of(cfg, popularity)).B, None
     active, t = solved_terms(cfg, popularity)
     if inv is None:
         inv = factorize(train if active is None else train[:, active], **t.factor(), E=Ed,
                         dtype=dtype)
-    B = weights_from_inverse(inv, **t.weights(), E=Ed, topk=cfg.topk).B
+    B = weights_from_inverse(inv, **t.weights(), E=Ed, topk=cfg.topk,
+                             budgets=row_budgets_of(cfg, popularity, active)).B
     return (B if active is None else expand(B, active, train.shape[1])), inv
 
 

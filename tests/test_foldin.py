@@ -13,7 +13,7 @@ from test_solve import ref_semantic, ref_weights
 from l3ae.cli import cli
 from l3ae.engine.foldin import fold_in, fold_state
 from l3ae.engine.models import Config, fit_weights
-from l3ae.engine.prune import prune_topk
+from l3ae.engine.prune import budget_scale, prune_topk, row_budgets
 from l3ae.engine.solve import solve_weights
 from l3ae.errors import ConfigError, DataFormatError
 from l3ae.io.embeddings import text_hash, write_embeddings
@@ -109,11 +109,20 @@ def test_dense_fold_matches_rebuild(split, name):
 
 @pytest.mark.parametrize("name", ["l3ae-pull", "l3ae-pull-xi", "text"])
 @pytest.mark.parametrize("topk", [7, 55])  # 55: old rows kept all n − 1 = 49 and have room
-def test_pruned_fold_is_top_k_of_the_folded_rows(split, name, topk):
+@pytest.mark.parametrize("budget", [0.0, 0.5])
+def test_pruned_fold_is_top_k_of_the_folded_rows(split, name, topk, budget):
     X, E_old, E_new = split
-    cfg = Config.from_preset(CONFIGS[name][0], topk=topk, dtype="float64", **CONFIGS[name][1])
+    cfg = Config.from_preset(CONFIGS[name][0], topk=topk, dtype="float64", budget=budget,
+                             **CONFIGS[name][1])
     w, state = build(cfg, X, E_old)
-    B2, _, _, _ = fold_in(cfg, state, w.B, E_new)
+    pop = np.asarray(X.sum(axis=0)).ravel()
+    B2, _, _, _ = fold_in(cfg, state, w.B, E_new, popularity=pop)
+    # each row's budget: the build's, for a new item that of an item of count 0
+    ks = np.full(N_OLD + N_NEW, min(topk, N_OLD + N_NEW - 1))
+    if budget:
+        ks = row_budgets(np.r_[pop, np.zeros(N_NEW)], budget_scale(pop, topk, budget), budget,
+                         N_OLD + N_NEW - 1)
+        np.testing.assert_array_equal(np.diff(w.B.indptr) <= ks[:N_OLD], True)
     assert sp.isspmatrix_csr(B2) and B2.indptr.dtype == np.int64 and B2.dtype == np.float64
     # reference: the old model's dense old–old block beside the rebuild's new rows/columns,
     # pruned as a build prunes (an old row's dropped entries can never come back)
@@ -121,10 +130,15 @@ def test_pruned_fold_is_top_k_of_the_folded_rows(split, name, topk):
     R = rebuild_ref(CONFIGS[name][2], X, np.vstack([E_old, E_new]))
     hybrid = R.copy()
     hybrid[:N_OLD, :N_OLD] = dense_old
-    ref = prune_topk(hybrid, topk)
+    ref = prune_topk(hybrid, topk, budgets=ks)
     np.testing.assert_array_equal(B2.indptr, ref.indptr)
     np.testing.assert_array_equal(B2.indices, ref.indices)
     assert_rel(B2.data, ref.data, np.abs(R).max())
+    old = B2[:N_OLD, :N_OLD].tocoo()
+    np.testing.assert_array_equal(old.data, w.B.toarray()[old.row, old.col])
+    assert (np.diff(B2[:N_OLD, N_OLD:].indptr) > 0).any()  # some new items entered old rows
+    if budget:
+        return  # a rebuild shares its budgets out over n + k items: another pruning
     # new rows are exactly a rebuild's pruned rows; old–old entries kept are the model's own
     # (uniform pull: the rebuild's w of the new items is the fold-in's)
     full = fit_weights(cfg, sp.hstack([X, sp.csr_matrix((X.shape[0], N_NEW))]).tocsr(),
@@ -132,9 +146,6 @@ def test_pruned_fold_is_top_k_of_the_folded_rows(split, name, topk):
     np.testing.assert_array_equal(B2[N_OLD:].indptr, full[N_OLD:].indptr)
     np.testing.assert_array_equal(B2[N_OLD:].indices, full[N_OLD:].indices)
     assert_rel(B2[N_OLD:].toarray(), full[N_OLD:].toarray(), np.abs(R).max())
-    old = B2[:N_OLD, :N_OLD].tocoo()
-    np.testing.assert_array_equal(old.data, w.B.toarray()[old.row, old.col])
-    assert (np.diff(B2[:N_OLD, N_OLD:].indptr) > 0).any()  # some new items entered old rows
 
 
 @pytest.mark.parametrize("preset,kw,form", [
@@ -144,7 +155,8 @@ def test_pruned_fold_is_top_k_of_the_folded_rows(split, name, topk):
 @pytest.mark.parametrize("topk", [0, 6])
 def test_text_free_fold_is_exact_everywhere(split, preset, kw, form, topk):
     X, E_old, E_new = split
-    rec = Recommender(preset, topk=topk, dtype="float64", **kw).fit(X, foldable=True)
+    rec = Recommender(preset, topk=topk, dtype="float64", budget=0.0 if topk else None,
+                      **kw).fit(X, foldable=True)
     assert rec.fold_.E is None  # nothing text-related is stored
     rec.add_items([f"new{j}" for j in range(N_NEW)])
     R = rebuild_ref(form, X, np.vstack([E_old, E_new]))

@@ -264,19 +264,21 @@ def _scatter_sparse(xptr, xidx, xval, mptr, midx, bptr, bidx, bval, u, s, touche
 
 
 @njit(parallel=True, cache=True)
-def topk_rows(block, row0, k, out_idx, out_val, out_cnt):
-    """Keep the k off-diagonal entries of largest magnitude in each row of ``block`` (r, n).
+def topk_rows(block, row0, ks, offs, out_idx, out_val, out_cnt):
+    """Keep the ks[t] off-diagonal entries of largest magnitude in row t of ``block`` (r, n).
 
     Magnitude, not value: large negative weights demote items, and dropping them changes
-    rankings far more (measured in bench/reference.py). Exact zeros are not kept. Row t of the block is row ``row0 + t``
-    of the full matrix; its diagonal entry is skipped; NaNs are never kept.
-    out_idx (r, k) int64 column indices sorted ascending, out_val (r, k), out_cnt (r,) how many.
+    rankings far more (measured in bench/reference.py). Exact zeros are not kept. Row t of the
+    block is row ``row0 + t`` of the full matrix; its diagonal entry is skipped; NaNs are never
+    kept. Row t's entries go to out_idx / out_val (flat) from offs[t] on: int64 column indices
+    sorted ascending and their values; out_cnt[t] says how many (≤ ks[t]).
     The threshold comes from a quickselect (np.partition): O(n) per row.
     """
     r, n = block.shape
     for t in prange(r):
         row = block[t]
         d = row0 + t
+        k = ks[t]
         mag = np.empty(n, dtype=np.float64)
         for j in range(n):
             v = abs(np.float64(row[j]))
@@ -287,14 +289,14 @@ def topk_rows(block, row0, k, out_idx, out_val, out_cnt):
         for j in range(n):
             if mag[j] > thr:
                 room -= 1
-        q = 0
+        q = offs[t]
         for j in range(n):
             m = mag[j]
             tie = m == thr and m > 0.0 and room > 0
             if m > thr or tie:
                 if tie:
                     room -= 1
-                out_idx[t, q] = j
-                out_val[t, q] = row[j]
+                out_idx[q] = j
+                out_val[q] = row[j]
                 q += 1
-        out_cnt[t] = q
+        out_cnt[t] = q - offs[t]

@@ -54,6 +54,7 @@ import scipy.sparse as sp
 
 from l3ae.engine import _kernels
 from l3ae.engine.models import fusion
+from l3ae.engine.prune import budget_scale, row_budgets
 from l3ae.engine.semantic import semantic_basis
 from l3ae.engine.solve import _total_ridge
 from l3ae.errors import ConfigError
@@ -67,6 +68,7 @@ class FoldState:
     pwe : (n, d) P W E, model dtype (None unless λ_E ≠ 0).
     ete : (d, d) float64 EᵀE.   s : (n,) float64 diag(E K Eᵀ), K = (EᵀE + λ_F I)⁻¹.
     pull_mean : mean popularity of the build (the adaptive pull of new items).
+    budget_scale : the build's :func:`l3ae.engine.prune.budget_scale` (None: topk per row).
     """
 
     E: object
@@ -74,6 +76,7 @@ class FoldState:
     ete: object
     s: object
     pull_mean: float
+    budget_scale: float | None = None
 
     @property
     def n(self):
@@ -107,14 +110,15 @@ def fold_state(cfg, E=None, pwe=None, popularity=()):
     """The FoldState of a model built with ``cfg`` from E (n, d), P W E (n, d), popularity (n,)."""
     c1, c2 = coefficients(cfg)
     mean = float(np.mean(popularity)) if len(popularity) else 0.0
+    scale = budget_scale(popularity, cfg.topk, cfg.budget) if cfg.topk else None
     if c1 == 0 and c2 == 0:
-        return FoldState(None, None, None, None, mean)
+        return FoldState(None, None, None, None, mean, scale)
     if E is None or (c1 != 0 and pwe is None):
         raise ValueError("a text-aware fold state needs E (and P W E when λ_E ≠ 0)")
     E = np.ascontiguousarray(E, dtype=cfg.dtype)
     # float64 EᵀE and s (the K of a build on E), from float64 row blocks of E
     b = semantic_basis(E, cfg.reg_f, want_y=False, want_ete=True)
-    return FoldState(E, np.asarray(pwe, cfg.dtype) if c1 else None, b.ete, b.s, mean)
+    return FoldState(E, np.asarray(pwe, cfg.dtype) if c1 else None, b.ete, b.s, mean, scale)
 
 
 def _woodbury(ete, reg_f, U):
@@ -128,9 +132,9 @@ def _woodbury(ete, reg_f, U):
     return KU, (Tinv + Tinv.T) / 2
 
 
-def _merge_block(B, r0, r1, cols, k):
-    """Rows r0:r1 of CSR B (n, n) with their new columns ``cols`` (r, c) appended, pruned to the
-    k largest magnitudes: (counts (r,), indices, values) in ascending column order.
+def _merge_block(B, r0, r1, cols, ks):
+    """Rows r0:r1 of CSR B (n, n) with their new columns ``cols`` (r, c) appended, row t pruned
+    to its ks[t] largest magnitudes: (counts (r,), indices, values) in ascending column order.
 
     Only rows where a new entry beats the smallest kept one (or that have room) go through the
     top-k kernel; the others are copied: with a weak text pull that is most rows.
@@ -143,7 +147,7 @@ def _merge_block(B, r0, r1, cols, k):
     nz = cnt > 0
     if nz.any():  # segments between non-empty row starts are exactly those rows
         thr[nz] = np.minimum.reduceat(np.abs(data), ptr[:-1][nz])
-    thr[cnt < k] = 0.0
+    thr[cnt < ks] = 0.0
     hit = np.flatnonzero((np.abs(cols) > thr[:, None]).any(axis=1))
     row_of = np.repeat(np.arange(r), cnt)
     pos = np.arange(hi - lo) - np.repeat(ptr[:-1], cnt)
@@ -159,7 +163,7 @@ def _merge_block(B, r0, r1, cols, k):
         idx[slot[row_of[mine]], pos[mine]] = ind[mine]
         vals[:, width - cols.shape[1]:] = cols[hit]
         idx[:, width - cols.shape[1]:] = np.arange(n, n + cols.shape[1])
-        h_cnt, h_idx, h_val = _select(vals, idx, width, min(k, width))
+        h_cnt, h_idx, h_val = _select(vals, idx, width, np.minimum(ks[hit], width))
         out_cnt[hit] = h_cnt
     out_ptr = np.zeros(r + 1, np.int64)
     np.cumsum(out_cnt, out=out_ptr[1:])
@@ -174,14 +178,17 @@ def _merge_block(B, r0, r1, cols, k):
     return out_cnt, out_idx, out_val
 
 
-def _select(vals, idx, row0, k):
-    """The top-k kernel on a (r, width) block (row t's diagonal at column row0 + t)."""
+def _select(vals, idx, row0, ks):
+    """The top-k kernel on a (r, width) block (row t's diagonal at column row0 + t), row t kept
+    to ks[t] entries: (counts (r,), their columns (``idx``'s where given), their values)."""
     r = len(vals)
-    oi, ov, oc = np.zeros((r, k), np.int64), np.empty((r, k), vals.dtype), np.zeros(r, np.int64)
-    if k > 0:
-        _kernels.topk_rows(vals, row0, k, oi, ov, oc)
-    keep = np.arange(k)[None, :] < oc[:, None]
-    chosen = oi[keep] if idx is None else np.take_along_axis(idx, oi, 1)[keep]
+    offs = np.zeros(r + 1, np.int64)
+    np.cumsum(ks, out=offs[1:])
+    oi, ov, oc = np.zeros(offs[-1], np.int64), np.empty(offs[-1], vals.dtype), np.zeros(r, np.int64)
+    _kernels.topk_rows(vals, row0, np.asarray(ks, np.int64), offs[:-1], oi, ov, oc)
+    row = np.repeat(np.arange(r), ks)
+    keep = np.arange(offs[-1]) - offs[:-1][row] < oc[row]
+    chosen = oi[keep] if idx is None else idx[row[keep], oi[keep]]
     return oc, chosen, ov[keep]
 
 
@@ -196,15 +203,18 @@ def _csr(parts, shape, dtype):
     return B
 
 
-def fold_in(cfg, state, B, E_new, *, topk=None, constraint=None, item_ids=None, block=2048,
-            progress=None):
+def fold_in(cfg, state, B, E_new, *, popularity=None, topk=None, constraint=None,
+            item_ids=None, block=2048, progress=None):
     """Fold k new items into B: (B' (n+k, n+k), diag_new (k,), state', seconds).
 
     cfg : the model's :class:`l3ae.engine.models.Config`; state : its FoldState (n items).
     B : (n, n) CSR (pruned to ``topk``, default cfg.topk) or dense ndarray; B' is of the same kind
     and dtype, its old–old block is B's. E_new : (k, d) float, rows of the new items.
+    popularity : (n,) train counts of the old items: with the build's budget scale (``state``)
+    they give each row its budget (:func:`l3ae.engine.prune.row_budgets`; new items count 0),
+    so an old row keeps as many as it did. None: ``topk`` per row.
     constraint : "equality"/"inequality" (default: equality iff ξ = 0, as the build does).
-    progress : optional callable(phase, done, total).
+    progress : optional callable(phase, done, total, info="").
     """
     t0 = time.perf_counter()
     c1, c2 = coefficients(cfg)
@@ -232,7 +242,11 @@ def fold_in(cfg, state, B, E_new, *, topk=None, constraint=None, item_ids=None, 
     dense = not sp.issparse(B)
     out = np.zeros((n + k, n + k), dtype) if dense else None
     parts = []
-    kk = min(topk, n + k - 1)
+    scale = state.budget_scale if state.budget_scale is not None else topk
+    if popularity is None or not cfg.budget:
+        ks = np.full(n + k, min(topk, n + k - 1), np.int64)
+    else:
+        ks = row_budgets(np.concatenate([popularity, np.zeros(k)]), scale, cfg.budget, n + k - 1)
     for r0 in range(0, n, block):  # pass 1: old rows gain their new columns; δ' of old items
         r1 = min(n, r0 + block)
         if text:
@@ -246,7 +260,7 @@ def fold_in(cfg, state, B, E_new, *, topk=None, constraint=None, item_ids=None, 
         if dense:
             out[r0:r1, :n], out[r0:r1, n:] = B[r0:r1], cols
         else:
-            parts.append(_merge_block(B, r0, r1, cols.astype(dtype), kk))
+            parts.append(_merge_block(B, r0, r1, cols.astype(dtype), ks[r0:r1]))
         report("add-items", r1, n + k)
     chunk = max(1, min(k, (16 << 20) // (8 * (n + k))))
     for j0 in range(0, k, chunk):  # pass 2: new rows r_j C'[j, :]
@@ -262,7 +276,7 @@ def fold_in(cfg, state, B, E_new, *, topk=None, constraint=None, item_ids=None, 
         if dense:
             out[n + j0:n + j1] = rows
         else:
-            parts.append(_select(rows.astype(dtype), None, n + j0, kk))
+            parts.append(_select(rows.astype(dtype), None, n + j0, ks[n + j0:n + j1]))
         report("add-items", n + j1, n + k)
     B2 = out if dense else _csr(parts, (n + k, n + k), dtype)
     if text:
@@ -270,5 +284,6 @@ def fold_in(cfg, state, B, E_new, *, topk=None, constraint=None, item_ids=None, 
         pwe = (np.concatenate([state.pwe, ((w / a)[:, None] * U).astype(state.pwe.dtype)])
                if c1 else None)
         state = FoldState(E_cat, pwe, state.ete + U.T @ U,
-                          np.concatenate([s_old, 1 - delta_new]), state.pull_mean)
+                          np.concatenate([s_old, 1 - delta_new]), state.pull_mean,
+                          state.budget_scale)
     return B2, np.full(k, d_new, dtype), state, time.perf_counter() - t0

@@ -24,6 +24,7 @@ from dataclasses import asdict, dataclass, fields, replace
 import numpy as np
 import scipy.sparse as sp
 
+from l3ae.engine.prune import budget_scale, row_budgets
 from l3ae.errors import ConfigError
 
 # preset: (form, defaults). Forms: "solve" = the generalized closed form (DESIGN §2); "text" =
@@ -55,10 +56,11 @@ KNOBS = {
     "pull_power": ("the exponent of the adaptive pull",
                    lambda c: c.reg_e != 0 and c.pull == "adaptive"),
     "reg_f": ("the ridge λ_F of phase 1 (the semantic C)", lambda c: c.uses_c),
+    "budget": ("how --topk is shared out among items", lambda c: c.topk > 0),
 }
 # the value of a knob that does not enter, and the default of one that enters unset
 NEUTRAL = {"reg_x": 0.0, "dropout": 0.0, "xi": 0.0, "reg_e": 0.0, "alpha": 0.0,
-           "pull": "uniform", "pull_power": None, "reg_f": None}
+           "pull": "uniform", "pull_power": None, "reg_f": None, "budget": 0.0}
 UNSET = {"reg_f": 1.0, "pull_power": 0.5}
 
 
@@ -76,6 +78,9 @@ class Config:
     pull_power: float | None = None
     alpha: float = 0.0
     topk: int = 500
+    # a pruned row i keeps about topk·n·(1 + c_i)^budget / Σ(1 + c)^budget weights (c: train
+    # counts; 0: topk each): see l3ae.engine.prune
+    budget: float = 0.5
     dtype: str = "float32"
     # scoring: a history item of age t (0 = the most recent) weighs recency**t; ordered
     # histories only (sequence files), 1 = every item alike
@@ -101,7 +106,7 @@ class Config:
     def from_dict(cls, values):
         """A Config as recorded in a model file or a config file, knobs that do not enter reset
         (older files recorded every knob)."""
-        return cls(**values).resolve(strict=())
+        return cls(**{"budget": 0.0, **values}).resolve(strict=())  # older: topk each
 
     def resolve(self, strict=None):
         """This config with knobs that do not enter at their neutral value and unset ones at
@@ -140,6 +145,8 @@ class Config:
             raise ConfigError(f"recency must be in (0, 1], got {self.recency}")
         if not self.debias >= 0:
             raise ConfigError(f"debias must be >= 0, got {self.debias}")
+        if not 0 <= self.budget <= 4:
+            raise ConfigError(f"budget must be in [0, 4], got {self.budget}")
 
     @property
     def form(self):
@@ -243,6 +250,15 @@ def solved_terms(cfg: Config, popularity):
     return active, (t if active is None else t.restrict(active))
 
 
+def row_budgets_of(cfg: Config, popularity, active=None):
+    """(n,) int64 weights each row of a pruned build keeps (over ``active`` items when given),
+    or None when every row keeps topk (:mod:`l3ae.engine.prune`)."""
+    if not cfg.topk or not cfg.budget:
+        return None
+    c = np.asarray(popularity) if active is None else np.asarray(popularity)[active]
+    return row_budgets(c, budget_scale(c, cfg.topk, cfg.budget), cfg.budget, len(c) - 1)
+
+
 def pull_weights(popularity, pull="uniform", power=0.5):
     """w (n,) float64 > 0: ones, or ((1 + mean c) / (1 + c_i))^power so tail items lean on text."""
     c = np.asarray(popularity, dtype=np.float64)
@@ -303,14 +319,16 @@ def fit_weights(cfg: Config, X, E=None, item_ids=None, progress=None, **solver):
         raise ConfigError(f"model {cfg.model!r} needs item embeddings (--embeddings)")
     popularity = np.asarray(X.sum(axis=0)).ravel()
     if cfg.form == "text":
-        out = text_weights(np.asarray(E, dtype), cfg.reg_f, cfg.topk, progress=progress)
+        out = text_weights(np.asarray(E, dtype), cfg.reg_f, cfg.topk,
+                           budgets=row_budgets_of(cfg, popularity), progress=progress)
     else:
         active, t = solved_terms(cfg, popularity)
         if active is not None:
             X = sp.csr_matrix(X)[:, active]
             item_ids = None if item_ids is None else [item_ids[j] for j in active]
         out = solve_weights(X, **t.solve(), E=E if cfg.needs_text else None, topk=cfg.topk,
-                            dtype=dtype, item_ids=item_ids, progress=progress, **solver)
+                            budgets=row_budgets_of(cfg, popularity, active), dtype=dtype,
+                            item_ids=item_ids, progress=progress, **solver)
         if active is not None:
             n = len(popularity)
             diag = np.zeros(n, out.diag.dtype)

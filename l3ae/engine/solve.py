@@ -192,12 +192,13 @@ def row_source(P):
 
 
 def weights_from_inverse(inv: Inverse, *, reg_e=0.0, w=None, xi=0.0, constraint=None, E=None,
-                         reg_f=None, additive=0.0, topk=500, overwrite=False, block=None,
-                         progress=None, keep_pwe=False) -> Weights:
+                         reg_f=None, additive=0.0, topk=500, budgets=None, overwrite=False,
+                         block=None, progress=None, keep_pwe=False) -> Weights:
     """B from a factorization: B = I + λ_E M Eᵀ Dg(1/δ) − P Dg(g) row block by row block.
 
     ``reg_e`` and ``w`` must be those that made ``inv.a`` (only their product with λ_E enters
-    B beyond a). overwrite : write dense B over P (topk = 0 only; P is destroyed).
+    B beyond a). budgets : (n,) int64 weights to keep per row instead of topk each (topk > 0).
+    overwrite : write dense B over P (topk = 0 only; P is destroyed).
     keep_pwe : also return P W E (n, d) in ``Weights.pwe`` (λ_E ≠ 0; :mod:`l3ae.engine.foldin`).
     """
     P, a = row_source(inv.P), inv.a
@@ -250,7 +251,7 @@ def weights_from_inverse(inv: Inverse, *, reg_e=0.0, w=None, xi=0.0, constraint=
         g, diag_b = (1 - additive) * g, (1 - additive) * diag_b
     g = g.astype(dtype)
 
-    pruner = RowPruner(n, topk, dtype) if topk else None
+    pruner = RowPruner(n, topk, dtype, budgets) if topk else None
     dense = None
     if pruner is None:
         dense = inv.P if overwrite and isinstance(inv.P, np.ndarray) else np.empty((n, n), dtype)
@@ -272,7 +273,7 @@ def weights_from_inverse(inv: Inverse, *, reg_e=0.0, w=None, xi=0.0, constraint=
 
 
 def solve_weights(X, *, reg_x, reg_e=0.0, w=None, dropout=0.0, xi=0.0, constraint=None,
-                  E=None, reg_f=None, collective=0.0, additive=0.0, topk=500,
+                  E=None, reg_f=None, collective=0.0, additive=0.0, topk=500, budgets=None,
                   dtype=np.float32, block=None, item_ids=None, progress=None,
                   max_memory=None, workdir=None, resume=False, tile=None, tile_name="l3ae",
                   on_checkpoint=None, keep_pwe=False) -> Weights:
@@ -285,6 +286,7 @@ def solve_weights(X, *, reg_x, reg_e=0.0, w=None, dropout=0.0, xi=0.0, constrain
     collective : α of the collective fusion baseline, EASE on [X; αFᵀ]: G += α² E Eᵀ.
     additive : α of the additive fusion baseline, B ← (1−α) B + α C.
     topk : keep the k largest-magnitude off-diagonal entries per row (CSR); 0: dense B (n, n).
+    budgets : (n,) int64, how many row i keeps instead (:func:`l3ae.engine.prune.row_budgets`).
     progress : optional callable(phase, done, total, info="") (:mod:`l3ae.engine.progress`);
     the tiled phases pass "GFLOP/s, ETA" as ``info``.
 
@@ -321,7 +323,7 @@ def solve_weights(X, *, reg_x, reg_e=0.0, w=None, dropout=0.0, xi=0.0, constrain
     try:
         out = weights_from_inverse(inv, reg_e=reg_e, w=w, xi=xi, constraint=constraint, E=E,
                                    reg_f=reg_f, additive=additive, topk=topk,
-                                   overwrite=not topk, block=block, progress=progress,
+                                   budgets=budgets, overwrite=not topk, block=block, progress=progress,
                                    keep_pwe=keep_pwe)
     except BaseException:
         if tile_path is not None:
@@ -338,7 +340,7 @@ def solve_weights(X, *, reg_x, reg_e=0.0, w=None, dropout=0.0, xi=0.0, constrain
     return Weights(out.B, out.diag, timings, out.pwe)
 
 
-def text_weights(E, reg_f, topk=500, block=1024, progress=None):
+def text_weights(E, reg_f, topk=500, block=1024, progress=None, budgets=None):
     """Text-only "EASE on text": B = C (phase 1 alone). No interactions, no n×n buffer if pruned."""
     t0 = time.perf_counter()
     E = np.ascontiguousarray(E)
@@ -346,7 +348,7 @@ def text_weights(E, reg_f, topk=500, block=1024, progress=None):
         E = E.astype(np.float32)
     n = E.shape[0]
     fac = semantic_factors(E, reg_f)
-    pruner = RowPruner(n, topk, E.dtype) if topk else None
+    pruner = RowPruner(n, topk, E.dtype, budgets) if topk else None
     dense = None if topk else np.empty((n, n), E.dtype)
     for r0 in range(0, n, block):
         r1 = min(n, r0 + block)

@@ -7,8 +7,8 @@ Datasets: ``item_ids`` (UTF-8), ``popularity`` (n,) int64 train counts, ``diag``
 ``B``: a group with ``data``/``indices``/``indptr`` and a ``shape`` attr (encoding-type
 ``csr_matrix``), or an (n, n) dataset (encoding-type ``array``).
 ``fold`` (optional, models built with ``--foldable``; encoding-type ``l3ae-fold-state``, its own
-encoding-version 1): what ``l3ae add-items`` needs (:mod:`l3ae.engine.foldin`): attr
-``pull-mean``; for text-aware models datasets ``E`` (n, d), ``ete`` (d, d) float64, ``s`` (n,)
+encoding-version 1): what ``l3ae add-items`` needs (:mod:`l3ae.engine.foldin`): attrs
+``pull-mean`` and (pruned models) ``budget-scale``; for text-aware models datasets ``E`` (n, d), ``ete`` (d, d) float64, ``s`` (n,)
 float64, and ``pwe`` (n, d) = P·W·E when λ_E ≠ 0. An optional group with its own version keeps
 the root at version 1: older readers ignore it, and files without it read as not foldable.
 Written to a temporary file and renamed: a crash never leaves half a model under the name.
@@ -79,6 +79,8 @@ def write_model(path, item_ids, B, diag, popularity, config, timings, checksum="
                 g = f.create_group("fold")
                 g.attrs.update({"encoding-type": FOLD_FORMAT, "encoding-version": FOLD_VERSION,
                                 "pull-mean": float(fold["pull_mean"])})
+                if fold.get("budget_scale") is not None:
+                    g.attrs["budget-scale"] = float(fold["budget_scale"])
                 for name in FOLD_ARRAYS:
                     if fold.get(name) is not None:
                         g.create_dataset(name, data=np.asarray(fold[name]))
@@ -153,6 +155,8 @@ def read_fold(path):
                                   f"l3ae ({__version__}; reads <= {FOLD_VERSION})", path=path)
         out = {name: g[name][()] if name in g else None for name in FOLD_ARRAYS}
         out["pull_mean"] = float(g.attrs["pull-mean"])
+        scale = g.attrs.get("budget-scale")  # absent: topk per row (files before budgets)
+        out["budget_scale"] = None if scale is None else float(scale)
         n = len(f["item_ids"])
     for name in ("E", "pwe", "s"):
         if out[name] is not None and len(out[name]) != n:

@@ -1,0 +1,74 @@
+"""Pruning with per-row budgets: the counts (bench/compact.py's route c) and the rows kept,
+against independent numpy references."""
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from conftest import random_problem
+
+from l3ae.engine.models import Config, fit_weights, row_budgets_of
+from l3ae.engine.prune import budget_scale, prune_topk, row_budgets
+
+
+def ref_prune(B, ks):
+    """Row i: its ks[i] largest |B_ij| off the diagonal, nonzero, ties to the lower column."""
+    n = len(B)
+    out = np.zeros_like(B)
+    for i in range(n):
+        cand = [j for j in range(n) if j != i and B[i, j] != 0 and not np.isnan(B[i, j])]
+        cand.sort(key=lambda j: (-abs(B[i, j]), j))
+        keep = cand[:ks[i]]
+        out[i, keep] = B[i, keep]
+    return out
+
+
+@pytest.mark.parametrize("power", [0.0, 0.5, 1.0, 2.0])
+@pytest.mark.parametrize("k", [1, 3, 7, 40])
+def test_budgets_share_out_k_per_row(power, k):
+    rng = np.random.default_rng(int(power * 10) + k)
+    n = 25
+    pop = rng.integers(0, 200, n) ** 2  # a few very popular items: their rows hit the cap
+    ks = row_budgets(pop, budget_scale(pop, k, power), power, n - 1)
+    want = min(k, n - 1) * n
+    assert ks.dtype == np.int64 and ks.min() >= 0 and ks.max() <= n - 1
+    assert abs(ks.sum() - want) <= n / 2  # rounding only
+    order = np.argsort(pop, kind="stable")
+    assert np.all(np.diff(ks[order]) >= 0)  # more popular rows keep at least as many
+    if power == 0:
+        assert np.all(ks == min(k, n - 1))
+    # the scale solves Σ min(cap, s·w) = k·n (water-filling over the capped rows)
+    w = (1.0 + pop) ** power
+    s = budget_scale(pop, k, power)
+    assert np.minimum(n - 1, s * w).sum() == pytest.approx(want)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_pruner_keeps_each_rows_budget(seed):
+    rng = np.random.default_rng(seed)
+    n = 30
+    B = rng.standard_normal((n, n)).round(1)  # many ties in magnitude
+    B[rng.random((n, n)) < 0.2] = 0.0
+    B[3, 5] = np.nan
+    ks = rng.integers(0, n + 3, n)  # some above the n − 1 a row can give
+    got = prune_topk(B, 5, block=7, budgets=ks)
+    assert got.indices.dtype == np.int64 and np.all(np.diff(got.indptr) <= np.minimum(ks, n - 1))
+    np.testing.assert_array_equal(got.toarray(), ref_prune(B, np.minimum(ks, n - 1)))
+    for i in range(n):  # column indices ascending within each row
+        row = got.indices[got.indptr[i]:got.indptr[i + 1]]
+        assert np.all(np.diff(row) > 0)
+
+
+def test_a_build_prunes_to_the_budgets_of_its_train_counts():
+    X, E = random_problem(m=200, n=40, d=6, density=0.12, seed=4)
+    dense = fit_weights(Config.from_preset("l3ae", reg_x=5.0, reg_e=20.0, reg_f=1.0, topk=0,
+                                           dtype="float64"), X, E).B
+    cfg = Config.from_preset("l3ae", reg_x=5.0, reg_e=20.0, reg_f=1.0, topk=6, dtype="float64")
+    assert cfg.budget == 0.5  # the default
+    pop = np.asarray(X.sum(axis=0)).ravel()
+    ks = row_budgets_of(cfg, pop)
+    assert len(set(ks.tolist())) > 1  # the budgets do differ here
+    got = fit_weights(cfg, X, E).B
+    assert sp.issparse(got)
+    np.testing.assert_allclose(got.toarray(), ref_prune(dense, ks), atol=1e-10)
+    flat = fit_weights(cfg.replace(budget=0.0), X, E).B
+    assert np.all(np.diff(flat.indptr) == 6)
