@@ -2,8 +2,9 @@
 
 A synthetic catalog: n items (default 20,000) with power-law popularity (∝ rank^-0.8), users
 with 10–20 distinct items each, drawn in proportion to popularity, written as a user-grouped
-``user_id,item_id`` CSV. The model is a pruned B with topk nonzeros per row (default 200) at
-random columns (drawn by popularity, so popular items collect more incoming weights) with
+``user_id,item_id`` CSV. The model is a pruned B with about topk nonzeros per row (default
+200), shared out as a build's per-row budgets do (``--budget``: rows of popular items longer,
+mean topk; default 0: topk each), at random columns (drawn by popularity, so popular items collect more incoming weights) with
 normal values: the shape and density of a real top-200 model, not its values — the speed of
 scoring does not depend on them. Per number of users, each in a fresh process (peak RSS =
 ru_maxrss of that process, via wait4):
@@ -67,22 +68,26 @@ def chunks(m, n, pop, seed):
         yield c, lens[:k], items[:lens[:k].sum()]
 
 
-def write_inputs(folder, m, n, topk, seed):
+def write_inputs(folder, m, n, topk, seed, budget=0.0):
     """model.h5 (pruned random B) and users.csv (grouped by user) in folder."""
-    from l3ae.engine.models import Config
+    from l3ae.engine.models import Config, row_budgets_of
     from l3ae.io.model_file import write_model
 
     pop = popularity(n, seed)
-    model = os.path.join(folder, f"model-{n}-{topk}.h5")
+    model = os.path.join(folder, f"model-{n}-{topk}-{budget}.h5")
     if not os.path.exists(model):
         rng = np.random.default_rng(seed + 1)
-        cols = rng.choice(n, size=(n, topk), p=pop)
-        B = sp.csr_matrix((rng.standard_normal(n * topk).astype(np.float32),
-                           (np.repeat(np.arange(n), topk), cols.ravel())), shape=(n, n))
+        cfg = Config.from_preset("ease", topk=topk, budget=budget)
+        counts = np.round(pop * 1e6).astype(np.int64)
+        # rows as long as a build's: its per-row budgets (l3ae.engine.prune), popular rows longer
+        ks = row_budgets_of(cfg, counts)
+        ks = np.full(n, topk) if ks is None else ks
+        cols = rng.choice(n, size=int(ks.sum()), p=pop)
+        B = sp.csr_matrix((rng.standard_normal(len(cols)).astype(np.float32),
+                           (np.repeat(np.arange(n), ks), cols)), shape=(n, n))
         B.sum_duplicates()
-        cfg = Config.from_preset("ease", topk=topk).to_dict()
-        write_model(model, [f"i{j}" for j in range(n)], B, np.zeros(n, np.float32),
-                    np.round(pop * 1e6).astype(np.int64), cfg, {}, "synthetic")
+        write_model(model, [f"i{j}" for j in range(n)], B, np.zeros(n, np.float32), counts,
+                    cfg.to_dict(), {}, "synthetic")
     inter = os.path.join(folder, f"users-{m}-{n}.csv")
     if not os.path.exists(inter):
         with open(inter + ".tmp", "w") as fh:
@@ -162,6 +167,8 @@ def main():
     ap.add_argument("--users", type=int, nargs="+", default=[100_000, 1_000_000])
     ap.add_argument("--items", type=int, default=20_000)
     ap.add_argument("--topk", type=int, default=200)
+    ap.add_argument("--budget", type=float, default=0.0, help="rows shared out as `l3ae build "
+                    "--budget` does (0: topk each)")
     ap.add_argument("-n", type=int, default=20)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--modes", nargs="+", default=["e2e", "kernel", "dense"],
@@ -183,7 +190,7 @@ def main():
     os.makedirs(folder, exist_ok=True)
     rows = []
     for m in args.users:
-        model, inter = write_inputs(folder, m, args.items, args.topk, args.seed)
+        model, inter = write_inputs(folder, m, args.items, args.topk, args.seed, args.budget)
         res = {mode: measure(mode, m, args, model, inter, folder) for mode in args.modes}
         rows.append((m, res))
         print(row_text(m, res), flush=True)

@@ -133,11 +133,14 @@ def build(data: Data, cfg: Config, out, foldable=False, progress=None, quiet=Fal
     workdir : folder of an out-of-core build's tile file ``<out>.tiles.h5`` (default: out's
     folder); kept, and said on ``warn``, when the build is interrupted, for ``resume=True``.
     solver : run-time options of :func:`l3ae.engine.solve.solve_weights` (max_memory, resume).
-    foldable : keep the state :func:`add_items` needs. Returns (Recommender, X's shape, nnz).
+    foldable : keep the state :func:`add_items` needs. Returns (Recommender, X's shape, nnz);
+    the Recommender's ``timings_`` also hold "read" (inputs) and "write" (the model file).
     """
+    t = time.perf_counter()
     source = data.load()
     X, item_ids = full_matrix(source)
     E, encoder = data.vectors(source, cfg, progress=not quiet)
+    read = time.perf_counter() - t
     out = Path(out)
     workdir = Path(workdir) if workdir else out.parent
     tile_file = workdir / f"{out.name}.tiles.h5"
@@ -149,7 +152,10 @@ def build(data: Data, cfg: Config, out, foldable=False, progress=None, quiet=Fal
             warn(f"\nthe tile file {tile_file} is kept: rerun the same command with --resume "
                  "to continue from its last finished tile column")
         raise
+    t = time.perf_counter()
+    rec.timings_ = dict(rec.timings_, read=read)
     rec.save(out, encoder=encoder)
+    rec.timings_["write"] = time.perf_counter() - t
     return rec, X.shape, X.nnz
 
 

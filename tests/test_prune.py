@@ -62,8 +62,8 @@ def test_a_build_prunes_to_the_budgets_of_its_train_counts():
     X, E = random_problem(m=200, n=40, d=6, density=0.12, seed=4)
     dense = fit_weights(Config.from_preset("l3ae", reg_x=5.0, reg_e=20.0, reg_f=1.0, topk=0,
                                            dtype="float64"), X, E).B
-    cfg = Config.from_preset("l3ae", reg_x=5.0, reg_e=20.0, reg_f=1.0, topk=6, dtype="float64")
-    assert cfg.budget == 0.5  # the default
+    cfg = Config.from_preset("l3ae", reg_x=5.0, reg_e=20.0, reg_f=1.0, topk=6, budget=0.5,
+                             dtype="float64")
     pop = np.asarray(X.sum(axis=0)).ravel()
     ks = row_budgets_of(cfg, pop)
     assert len(set(ks.tolist())) > 1  # the budgets do differ here

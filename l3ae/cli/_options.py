@@ -60,9 +60,10 @@ def model_options(f):
         click.option("--topk", type=int, help="Keep the k strongest weights per item (0: dense). "
                      "Default 500."),
         click.option("--budget", type=float, help="How --topk is shared out: item i keeps "
-                     "about topk·n·(1+c_i)^budget/Σ(1+c)^budget weights (c: train counts; 0: "
-                     "topk each). Default 0.5: items in many histories keep more of their small "
-                     "weights, which keeps tail items reachable (bench/compact.py)."),
+                     "about topk·n·(1+c_i)^budget/Σ(1+c)^budget weights (c: train counts). "
+                     "Default 0: topk each. 0.5: items in many histories keep more of their "
+                     "small weights, which can keep tail items reachable, at slower scoring "
+                     "(bench/results/compact.md)."),
         click.option("--dtype", type=click.Choice(["float32", "float64"])),
         click.option("--recency", type=float, help="Scoring: a history item of age t (0 = the "
                      "latest) weighs recency^t; needs ordered histories (--format sequences). "

@@ -79,8 +79,8 @@ class Config:
     alpha: float = 0.0
     topk: int = 500
     # a pruned row i keeps about topk·n·(1 + c_i)^budget / Σ(1 + c)^budget weights (c: train
-    # counts; 0: topk each): see l3ae.engine.prune
-    budget: float = 0.5
+    # counts; 0: topk each): see l3ae.engine.prune and bench/results/compact.md
+    budget: float = 0.0
     dtype: str = "float32"
     # scoring: a history item of age t (0 = the most recent) weighs recency**t; ordered
     # histories only (sequence files), 1 = every item alike
@@ -106,7 +106,7 @@ class Config:
     def from_dict(cls, values):
         """A Config as recorded in a model file or a config file, knobs that do not enter reset
         (older files recorded every knob)."""
-        return cls(**{"budget": 0.0, **values}).resolve(strict=())  # older: topk each
+        return cls(**values).resolve(strict=())
 
     def resolve(self, strict=None):
         """This config with knobs that do not enter at their neutral value and unset ones at
