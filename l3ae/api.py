@@ -97,7 +97,7 @@ def load_embeddings(source, item_ids, embeddings=None, dataset=None, encoder=Non
     ``encoder``) and cached under $L3AE_HOME.
     """
     from l3ae.io.dataset_dir import DatasetDir
-    from l3ae.io.embeddings import align, read_embeddings
+    from l3ae.io.embeddings import load_aligned
 
     if embeddings is None:
         if isinstance(source, DatasetDir):
@@ -109,9 +109,8 @@ def load_embeddings(source, item_ids, embeddings=None, dataset=None, encoder=Non
         else:
             raise ConfigError("this model needs item embeddings: pass --embeddings E.h5 "
                               "(make one with `l3ae embed`)")
-    # one read: `l3ae embed` may replace the file
-    ids, E, meta = read_embeddings(embeddings, id_col=embedding_id_col, col=embedding_col)
-    return align(embeddings, ids, E, item_ids, meta), meta.get("encoder", "")
+    E, meta = load_aligned(embeddings, item_ids, embedding_id_col, embedding_col)
+    return E, meta.get("encoder", "")
 
 
 def dataset_dir_embeddings(ds, encoder=None, progress=True):
@@ -164,7 +163,7 @@ def add_items(model_path, items_path, out, embeddings=None, id_col=None, sep=Non
     """Fold the items of an item table (new ids, no interactions) into a model built with
     --foldable and write the result to ``out`` atomically; nothing is written on an error.
     Returns (the folded Recommender, the number of items added)."""
-    from l3ae.io.embeddings import align, read_embeddings
+    from l3ae.io.embeddings import load_aligned
     from l3ae.io.readers import read_items
 
     rec = Recommender.load(model_path, foldable=True)
@@ -183,15 +182,13 @@ def add_items(model_path, items_path, out, embeddings=None, id_col=None, sep=Non
         raise ConfigError(f"model {rec.config_.model!r} places new items by their text: pass "
                           "--embeddings with their vectors")
     else:
-        E_ids, E_all, meta = read_embeddings(embeddings, id_col=embedding_id_col,
-                                             col=embedding_col)
+        E, meta = load_aligned(embeddings, ids, embedding_id_col, embedding_col)
         built, theirs = json.loads(rec.encoder_) if rec.encoder_ else {}, meta["encoder"]
         key = next((k for k in ("fingerprint", "name") if built.get(k) and theirs.get(k)), None)
         if key and built[key] != theirs[key]:
             raise DataFormatError(f"embedded by an encoder of {key} {theirs[key]!r}, the model "
                                   f"{model_path} by {built[key]!r}; embed the new items with "
                                   "the model's encoder", path=embeddings)
-        E = align(embeddings, E_ids, E_all, ids, meta)
         d = rec.fold_.E.shape[1]
         if E.shape[1] != d:
             raise DataFormatError(f"embeddings are {E.shape[1]}-d but the model {model_path} "

@@ -58,7 +58,7 @@ def test_load_aligned_follows_the_given_order(tmp_path):
     ids, E, hashes = _sample()
     path = write_embeddings(tmp_path / "e.h5", ids, E, hashes)
     order = [ids[3], ids[0], ids[6], ids[3]]
-    got = load_aligned(path, order)
+    got, _ = load_aligned(path, order)
     assert got.dtype == np.float32 and got.flags.c_contiguous
     np.testing.assert_array_equal(got, E[[3, 0, 6, 3]])
 

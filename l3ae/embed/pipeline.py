@@ -33,7 +33,7 @@ import numpy as np
 from l3ae.embed.encoder import Encoder, fingerprint, read_encoder_config
 from l3ae.embed.packaged import l3ae_home, resolve_encoder
 from l3ae.errors import ConfigError, DataFormatError
-from l3ae.io.embeddings import read_embeddings, text_hash, write_embeddings
+from l3ae.io.embeddings import replaceable, text_hash, write_embeddings
 
 #: Cell values read as "missing" (pandas' spelling of NA included); they render as "".
 MISSING = frozenset({"nan", "NaN", "<NA>", "null", "NULL"})
@@ -118,14 +118,7 @@ def _previous(out: Path, identity: dict, vectors: bool = False):
     stale. Everything comes from one read: another process may replace ``out`` meanwhile."""
     if not out.exists():
         return None
-    try:
-        ids, E, meta = read_embeddings(out, vectors=vectors)
-    except DataFormatError as exc:
-        raise DataFormatError(f"refusing to overwrite it: {exc.reason}; delete it or choose "
-                              "another output", path=out) from None
-    if meta.get("layout") != "l3ae":
-        raise DataFormatError("refusing to overwrite it: it is not an l3ae embeddings file; "
-                              "delete it or choose another output", path=out)
+    ids, E, meta = replaceable(out, vectors)
     old = meta["encoder"]
     if old.get("imported"):  # l3ae cannot make these again: never replace them silently
         raise DataFormatError(f"refusing to overwrite it: it holds {len(ids)} vectors imported "

@@ -162,14 +162,29 @@ def read_embeddings(path, vectors: bool = True, id_col=None, col=None):
     return ids, (E if vectors else None), meta
 
 
-def load_aligned(path, item_ids, id_col=None, col=None) -> np.ndarray:
-    """Embeddings of ``item_ids`` in that order: (len(item_ids), d) float32.
+def load_aligned(path, item_ids, id_col=None, col=None):
+    """(embeddings of ``item_ids`` in that order (len(item_ids), d) float32, the file's
+    metadata), from one read of a file of any layout (:func:`read_embeddings`).
 
     Raises DataFormatError naming the file when it is not a readable embeddings file, or as
     :func:`align` does.
     """
     ids, E, meta = read_embeddings(path, id_col=id_col, col=col)
-    return align(path, ids, E, item_ids, meta)
+    return align(path, ids, E, item_ids, meta), meta
+
+
+def replaceable(out, vectors=False):
+    """(ids, E or None, meta) of an existing l3ae embeddings file that a write may replace;
+    DataFormatError when ``out`` is anything else (never overwrite a foreign file)."""
+    try:
+        ids, E, meta = read_embeddings(out, vectors=vectors)
+    except DataFormatError as exc:
+        raise DataFormatError(f"refusing to overwrite it: {exc.reason}; delete it or choose "
+                              "another output", path=out) from None
+    if meta.get("layout") != "l3ae":
+        raise DataFormatError("refusing to overwrite it: it is not an l3ae embeddings file; "
+                              "delete it or choose another output", path=out)
+    return ids, E, meta
 
 
 def align(path, ids, E, item_ids, meta=None) -> np.ndarray:

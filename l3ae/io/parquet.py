@@ -320,7 +320,7 @@ class ParquetChunks:
             row0 += b.num_rows
 
     def __iter__(self):
-        from l3ae.io.stream import histories_matrix
+        from l3ae.io.stream import take_chunk
 
         pa, pc, _ = arrow(self.path)
         pf = open_file(self.path)
@@ -344,10 +344,11 @@ class ParquetChunks:
             pending = sum(len(x) for x in lens)
             # the last user may go on in the next batch: never cut it off
             while pending - 1 >= self.chunk:
-                yield self._take(uids, lens, codes, self.chunk, histories_matrix)
+                yield take_chunk(uids, lens, codes, self.chunk, self.n, self.recency)
                 pending -= self.chunk
         while uids:
-            yield self._take(uids, lens, codes, min(self.chunk, len(uids)), histories_matrix)
+            yield take_chunk(uids, lens, codes, min(self.chunk, len(uids)), self.n,
+                             self.recency)
 
     def _codes(self, items, pa, pc):
         """(r,) int64 catalog numbers of item ids; unknown ones < 0, equal for equal ids."""
@@ -359,14 +360,6 @@ class ParquetChunks:
             codes[unknown] = -1 - (h >> np.uint64(2)).astype(np.int64)
         return codes
 
-    def _take(self, uids, lens, codes, k, histories_matrix):
-        """Cut the first k users off the pending lists (in place) into a chunk."""
-        ln, cd = np.concatenate(lens), np.concatenate(codes)
-        r = int(ln[:k].sum())
-        lens[:], codes[:] = [ln[k:]], [cd[r:]]
-        head, uids[:] = uids[:k], uids[k:]
-        users, cd = np.repeat(np.arange(k), ln[:k]), cd[:r]
-        return head, histories_matrix(users, cd, (k, self.n), self.recency), cd[cd < 0]
 
 
 def _run_starts(u, last, pc):

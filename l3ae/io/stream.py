@@ -173,13 +173,19 @@ class stream_chunks:
             yield self._take(uids, lens, codes, pending)
 
     def _take(self, uids, lens, codes, k):
-        """Cut the first k users off the pending lists (in place) into a chunk."""
-        ln, cd = np.concatenate(lens), np.concatenate(codes)
-        r = int(ln[:k].sum())
-        lens[:], codes[:] = [ln[k:]], [cd[r:]]
-        head, uids[:] = uids[:k], uids[k:]
-        users, cd = np.repeat(np.arange(k), ln[:k]), cd[:r]
-        return head, histories_matrix(users, cd, (k, self.n), self.recency), cd[cd < 0]
+        return take_chunk(uids, lens, codes, k, self.n, self.recency)
+
+
+def take_chunk(uids, lens, codes, k, n, recency=1.0):
+    """Cut the first k users off the pending lists ``uids`` (ids), ``lens`` (arrays of history
+    lengths), ``codes`` (arrays of item codes, < 0 unknown), in place, into a chunk:
+    (user ids, X (k, n) CSR, unknown codes)."""
+    ln, cd = np.concatenate(lens), np.concatenate(codes)
+    r = int(ln[:k].sum())
+    lens[:], codes[:] = [ln[k:]], [cd[r:]]
+    head, uids[:] = uids[:k], uids[k:]
+    users, cd = np.repeat(np.arange(k), ln[:k]), cd[:r]
+    return head, histories_matrix(users, cd, (k, n), recency), cd[cd < 0]
 
 
 def histories_matrix(users, codes, shape, recency=1.0):

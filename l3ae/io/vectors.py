@@ -231,7 +231,7 @@ def import_vectors(src, out, id_col=None, col=None) -> dict:
     """
     import time
 
-    from l3ae.io.embeddings import align, read_embeddings, write_embeddings
+    from l3ae.io.embeddings import align, read_embeddings, replaceable, write_embeddings
 
     t0 = time.perf_counter()
     out = Path(out)
@@ -245,14 +245,7 @@ def import_vectors(src, out, id_col=None, col=None) -> dict:
     stats = {"vectors": len(ids), "imported": len(ids), "reused": 0, "dim": int(E.shape[1]),
              "written": False, "out": str(out)}
     if out.exists():
-        try:
-            old_ids, _, old = read_embeddings(out, vectors=False)
-        except DataFormatError as exc:
-            raise DataFormatError(f"refusing to overwrite it: {exc.reason}; delete it or choose "
-                                  "another output", path=out) from None
-        if old.get("layout") != "l3ae":
-            raise DataFormatError("refusing to overwrite it: it is not an l3ae embeddings file; "
-                                  "delete it or choose another output", path=out)
+        old_ids, _, old = replaceable(out)
         if not old["encoder"].get("imported"):
             name = old["encoder"].get("name") or "an encoder"
             raise DataFormatError(f"refusing to overwrite it: it holds {len(old_ids)} vectors "
