@@ -256,7 +256,8 @@ def evaluate(data: Data, cfg: Config, regime=None, baseline=None, refit=False, p
     dtype), under ``result["baseline"]``. ``json_out``: also written there as JSON."""
     source = data.load()
     split = load_split(source, **(regime or {}))
-    bcfg = Config.from_preset(baseline, topk=cfg.topk, dtype=cfg.dtype) if baseline else None
+    bcfg = (Config.from_preset(baseline, topk=cfg.topk, dtype=cfg.dtype,
+                               budget=cfg.budget if cfg.topk else None) if baseline else None)
     E, _ = data.vectors(source, [cfg] + ([bcfg] if bcfg else []), progress=not quiet)
     res = evaluate_split(split, cfg, E if cfg.needs_text else None, item_ids=source.item_ids,
                          progress=progress, refit=refit)
@@ -284,7 +285,7 @@ def tune(data: Data, base: Config, grids=(), n_random=0, metric=None, regime=Non
     configs = tuning.grid_configs(base, grid)
     if n_random:
         configs += tuning.random_configs(base, list(grid), n_random, regime.get("seed", 0))
-    E, _ = data.vectors(source, [base] + configs, progress=not quiet)
+    E, _ = data.vectors(source, configs, progress=not quiet)
     ks = (int(metric.split("@")[1]),)
     results = tuning.sweep(configs, split.train, tuning.validation_scorer(split, ks), E,
                            progress=progress)
@@ -295,8 +296,9 @@ def tune(data: Data, base: Config, grids=(), n_random=0, metric=None, regime=Non
     if json_out:
         with atomic_open(json_out) as fh:
             json.dump([{"config": r["config"].to_dict(), "metrics": r["metrics"],
-                        "seconds": r["seconds"], "shared": r["shared"]}
-                       for r in results if r["metrics"] is not None], fh, indent=2)
+                        "seconds": r["seconds"], "shared": r["shared"],
+                        **({"error": r["error"]} if "error" in r else {})}
+                       for r in results], fh, indent=2)
     return {"results": results, "best": top, "metric": metric}
 
 

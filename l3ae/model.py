@@ -31,10 +31,8 @@ class Recommender:
     """
 
     def __init__(self, model="l3ae", **params):
-        if isinstance(model, Config):
-            params = {**model.to_dict(), **{k: v for k, v in params.items() if v is not None}}
-            model = params.pop("model")
-        self.config = Config.from_preset(model, **params)
+        self.config = (model.override(**params) if isinstance(model, Config)
+                       else Config.from_preset(model, **params))
 
     def get_params(self):
         return self.config.to_dict()

@@ -81,12 +81,18 @@ def grid_configs(base: Config, grid: dict) -> list:
 
 def random_configs(base: Config, names, count, seed=0) -> list:
     """``count`` points drawn log-uniformly from RANGES for the given names."""
+    missing = [n for n in names if n not in RANGES]
+    if missing:
+        raise ConfigError(f"--random has no range for {', '.join(missing)}; known: "
+                          f"{', '.join(RANGES)} (or give those knobs by --grid alone)")
     rng = np.random.default_rng(seed)
     out = []
     for _ in range(count):
         point = {}
         for n in names:
             lo, hi = RANGES[n]
+            if n == "alpha" and base.form == "additive":
+                hi = 1.0  # the additive fusion's weight is a share
             point[n] = float(np.exp(rng.uniform(np.log(lo), np.log(hi))))
         out.append(_config(base, point))
     return out

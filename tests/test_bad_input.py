@@ -198,15 +198,15 @@ CASES = [
      L3AE + ["{tmp}/bad.h5"], "{tmp}/bad.h5: embeddings format version 2 is not readable by "
      "this l3ae (reads 1); upgrade l3ae"),
     # -- model files
-    ("model-newer-version", {"bad.h5": with_attrs("m.h5", encoding_version=2)},
-     REC + ["{tmp}/bad.h5"], f"{{tmp}}/bad.h5: model format version 2 is not readable by this "
-     f"l3ae ({__version__} reads version 1); upgrade l3ae or rebuild the model"),
+    ("model-newer-version", {"bad.h5": with_attrs("m.h5", encoding_version=3)},
+     REC + ["{tmp}/bad.h5"], f"{{tmp}}/bad.h5: model format version 3 is not readable by this "
+     f"l3ae ({__version__} reads version 1 to 2); upgrade l3ae or rebuild the model"),
     ("model-older-version", {"bad.h5": with_attrs("m.h5", encoding_version=0)},
      REC + ["{tmp}/bad.h5"], f"{{tmp}}/bad.h5: model format version 0 is not readable by this "
-     f"l3ae ({__version__} reads version 1); rebuild the model with `l3ae build`"),
+     f"l3ae ({__version__} reads version 1 to 2); rebuild the model with `l3ae build`"),
     ("model-version-not-a-number", {"bad.h5": with_attrs("m.h5", encoding_version="1.0rc")},
      ["info", "{tmp}/bad.h5"], f"{{tmp}}/bad.h5: model format version 1.0rc is not readable by "
-     f"this l3ae ({__version__} reads version 1); rebuild the model with `l3ae build`"),
+     f"this l3ae ({__version__} reads version 1 to 2); rebuild the model with `l3ae build`"),
     ("model-given-embeddings", {}, REC + ["{tmp}/e.h5"],
      "{tmp}/e.h5: not an l3ae model (encoding-type 'l3ae-embeddings')"),
     ("model-of-another-catalog", {"bad.h5": other_catalog}, REC + ["{tmp}/bad.h5"],
@@ -241,8 +241,8 @@ CASES = [
     ("knob-in-a-config-file", {"text.cfg": b'{"model": "text", "reg_f": 2, "xi": 0.4}'},
      ["build", "--config", "{tmp}/text.cfg", "--out", OUT, "--interactions", "{tmp}/r.csv",
       "--embeddings", "{tmp}/e.h5"],
-     "--xi 0.4: the bound ξ on diag(B) does not enter model 'text' (B = C, phase 1 alone); "
-     "drop it"),
+     "{tmp}/text.cfg: xi 0.4: the bound ξ on diag(B) does not enter model 'text' (B = C, "
+     "phase 1 alone); drop it"),
     ("knob-in-a-grid", {}, ["tune", "--model", "text", "--grid", "xi=0.1,0.2", "--out",
                             "{tmp}/best.json", "--interactions", "{tmp}/r.csv", "--embeddings",
                             "{tmp}/e.h5"],

@@ -117,3 +117,44 @@ def test_config_files_of_older_versions_still_work(data, tmp_path):
     kw = {k: None for k in [*KNOBS, "topk", "dtype", "recency", "debias", "model"]}
     cfg = config_from(dict(kw, config_file=str(tmp_path / "l3ae.cfg")))
     assert cfg.reg_f == 1.0 and cfg.reg_e == 30.0 and cfg.pull_power is None
+
+
+def test_a_flag_over_a_config_resets_what_stops_entering(tmp_path):
+    from l3ae.cli._options import config_from
+
+    kw = {k: None for k in [*KNOBS, "topk", "dtype", "recency", "debias", "model"]}
+    tuned = Config.from_preset("l3ae", reg_x=50.0, reg_e=0.0)  # as tune writes it: reg_f null
+    assert tuned.reg_f is None
+    (tmp_path / "best.cfg").write_text(json.dumps(tuned.to_dict()))
+    assert config_from(dict(kw, config_file=str(tmp_path / "best.cfg"))) == tuned
+    full = Config.from_preset("l3ae")
+    (tmp_path / "l3ae.cfg").write_text(json.dumps(full.to_dict()))
+    flat = config_from(dict(kw, config_file=str(tmp_path / "l3ae.cfg"), reg_e=0.0))
+    assert flat.reg_e == 0 and flat.reg_f is None  # the file's λ_F stops entering: reset
+    assert Recommender(full, reg_e=0.0).config == flat  # the same in the Python API
+    with pytest.raises(ConfigError, match="--reg-f 2.0"):
+        Recommender(full, reg_e=0.0, reg_f=2.0)  # a given knob that does not enter: refused
+
+
+def test_random_points_stay_in_each_knobs_domain():
+    from l3ae import tune
+
+    pts = tune.random_configs(Config.from_preset("additive"), ["alpha", "reg_x"], 40, seed=1)
+    assert all(0 < c.alpha <= 1 for c in pts)
+    with pytest.raises(ConfigError, match="no range for budget"):
+        tune.random_configs(Config.from_preset("ease"), ["budget"], 2)
+
+
+@pytest.mark.parametrize("knob", ["xi", "reg_x", "alpha"])
+def test_nan_knobs_are_refused(knob):
+    with pytest.raises(ConfigError, match=knob):
+        Config.from_preset("collective" if knob == "alpha" else "rlae", **{knob: float("nan")})
+
+
+def test_old_files_recorded_an_ignored_reg_e_for_every_preset():
+    old = dict(Config.from_preset("ease", reg_x=20.0).to_dict(), reg_e=600.0, reg_f=3.0)
+    del old["budget"]  # l3ae 0.1 wrote no budget, and used reg_e for l3ae alone
+    assert Config.from_dict(old) == Config.from_preset("ease", reg_x=20.0)
+    l3 = dict(Config.from_preset("l3ae").to_dict())
+    del l3["budget"]
+    assert Config.from_dict(l3).reg_e == 600.0

@@ -1,11 +1,13 @@
 """Option bundles shared by commands: data source, model hyperparameters."""
 
 import functools
+import re
 
 import click
 
 from l3ae.api import Data
 from l3ae.engine.models import KNOBS, PRESETS, Config
+from l3ae.errors import ConfigError, DataFormatError
 from l3ae.io.config_file import LEGACY_DEFAULTS, read_config
 from l3ae.io.datasets import DATASETS
 from l3ae.io.readers import FORMATS
@@ -93,10 +95,16 @@ def config_from(kw):
     values = read_config(path) if path else {}
     model = model or values.pop("model", None) or "l3ae"
     values.pop("model", None)
-    flags = {k: v for k, v in flags.items() if v is not None}
-    # an older file's record of a knob that did not enter is reset, not refused
-    strict = set(flags) | {k for k, v in values.items() if LEGACY_DEFAULTS.get(k, ...) != v}
-    return Config.from_preset(model, strict=strict, **{**values, **flags})
+    values = {k: v for k, v in values.items() if v is not None}
+    # the file alone must be consistent (an older file's record of a knob that did not enter
+    # is reset, not refused); flags are laid over it, and refused where they do not enter
+    strict = {k for k, v in values.items() if LEGACY_DEFAULTS.get(k, ...) != v}
+    try:
+        base = Config.from_preset(model, strict=strict, **values)
+    except ConfigError as exc:  # name the file's key, not a flag
+        key = re.sub(r"^--([a-z-]+)", lambda m: m.group(1).replace("-", "_"), str(exc))
+        raise DataFormatError(key, path=path) from None
+    return base.override(**flags)
 
 
 def data_from(kw):

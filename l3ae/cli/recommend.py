@@ -53,7 +53,7 @@ def recommend(model, interactions, fmt, user_col, item_col, sep, all_users, user
 
     Users are scored and written in chunks, so memory stays flat in the number of users when
     each user's rows of --interactions are contiguous (files grouped or sorted by user, as
-    exports usually are; a sequence file always is; Parquet is read by row groups). Otherwise
+    exports usually are; a sequence file always is; Parquet is read in batches of 256k rows). Otherwise
     (or with --users, quoted CSV fields or other rows the fast scanner leaves to the general
     reader) the file is read whole, and stderr says why.
 

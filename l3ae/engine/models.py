@@ -102,10 +102,20 @@ class Config:
         cfg = cls(model=model, **{**PRESETS[model][1], **given})
         return cfg.resolve(strict=given if strict is None else strict)
 
+    def override(self, **params):
+        """This config with ``params`` (None: keep) laid over it; only ``params`` are refused
+        where they do not enter (a knob of this config that stops entering is reset)."""
+        given = {k: v for k, v in params.items() if v is not None}
+        kept = {k: v for k, v in self.to_dict().items() if v is not None and k != "model"}
+        return Config.from_preset(self.model, strict=set(given), **{**kept, **given})
+
     @classmethod
     def from_dict(cls, values):
         """A Config as recorded in a model file or a config file, knobs that do not enter reset
         (older files recorded every knob)."""
+        values = dict(values)
+        if "budget" not in values and values.get("model") != "l3ae":
+            values["reg_e"] = 0.0  # l3ae 0.1 recorded reg_e for every preset, used it for l3ae
         return cls(**values).resolve(strict=())
 
     def resolve(self, strict=None):
@@ -135,9 +145,13 @@ class Config:
             raise ConfigError(f"dtype must be float32 or float64, got {self.dtype!r}")
         if self.topk < 0:
             raise ConfigError(f"topk must be >= 0 (0 keeps B dense), got {self.topk}")
+        for name in ("reg_x", "reg_e", "reg_f", "alpha", "pull_power"):
+            v = getattr(self, name)
+            if v is not None and not np.isfinite(v):
+                raise ConfigError(f"{name} must be a finite number, got {v}")
         if not 0 <= self.dropout < 1:
             raise ConfigError(f"dropout must be in [0, 1), got {self.dropout}")
-        if self.xi < 0:
+        if not self.xi >= 0:
             raise ConfigError(f"xi must be >= 0, got {self.xi}")
         if self.form == "additive" and not 0 <= self.alpha <= 1:
             raise ConfigError(f"the additive fusion's alpha must be in [0, 1], got {self.alpha}")
@@ -167,6 +181,8 @@ class Config:
         """The model as an error message names it (``knob``: the one being refused)."""
         if self.form == "text":
             return f"model {self.model!r} (B = C, phase 1 alone)"
+        if knob == "reg_f" and self.form == "additive" and self.alpha == 0:
+            return f"model {self.model!r} with alpha 0 (no text term)"
         if knob in ("pull", "pull_power", "reg_f") and self.reg_e == 0:
             return f"model {self.model!r} without a text pull (reg-e 0)"
         return f"model {self.model!r}"
