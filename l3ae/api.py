@@ -189,6 +189,11 @@ def add_items(model_path, items_path, out, embeddings=None, id_col=None, sep=Non
             raise DataFormatError(f"embedded by an encoder of {key} {theirs[key]!r}, the model "
                                   f"{model_path} by {built[key]!r}; embed the new items with "
                                   "the model's encoder", path=embeddings)
+        if key is None and bool(built.get("imported")) != bool(theirs.get("imported")):
+            made = {True: "imported vectors", False: "vectors embedded from texts"}
+            warn(f"{embeddings}: {made[bool(theirs.get('imported'))]}, the model "
+                 f"{model_path} was built on {made[bool(built.get('imported'))]}: l3ae cannot "
+                 "tell whether they come from the same model; their widths agree")
         d = rec.fold_.E.shape[1]
         if E.shape[1] != d:
             raise DataFormatError(f"embeddings are {E.shape[1]}-d but the model {model_path} "
