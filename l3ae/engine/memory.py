@@ -15,9 +15,12 @@ from l3ae.errors import ConfigError
 _UNITS = {"": 1, "K": 2 ** 10, "M": 2 ** 20, "G": 2 ** 30, "T": 2 ** 40}
 MIN_TILE = 128
 STRIPS = 4  # strips held at once by the tiled solve (see l3ae.engine.tiled, "Memory")
-# Largest n given to one LAPACK call. scipy's bundled OpenBLAS (0.3.x) segfaults inside a
-# 2-thread spotrf from n ≈ 26k (measured here: 25,000 ran, 27,000 and 40,000 crashed at once;
-# single-threaded it ran): above this, even an in-memory build runs the tiled solve.
+# Largest n of one multi-threaded LAPACK call on an n×n matrix. scipy's bundled OpenBLAS
+# (0.3.30) gives each thread a fixed 32 MiB buffer; a 2-thread ssyrk with a 448-column panel,
+# which spotrf issues, copies ~0.72·n·448 floats into it and segfaults from n ≈ 25.8k
+# (bench/openblas_limit.py: ssyrk ran at 25,700 and crashed at 26,000; spotrf ran at 25,000 and
+# crashed at 27,000; one thread, or a 128-column panel up to 40,000, ran). 20,000 keeps a 22%
+# margin: above it even an in-memory build runs the tiled solve, whose tiles are at most this.
 LAPACK_MAX_N = 20000
 
 
