@@ -164,7 +164,7 @@ def sweep(configs, train, score, E=None, progress=None):
 
 def _factorization(cfg, popularity):
     """What a point's P depends on: points with equal keys share one factorization."""
-    if cfg.form == "text":
+    if cfg.c_alone:
         return ("text", cfg.reg_f)
     active = active_items(cfg, popularity)
     return (cfg.dtype, active is None) + terms(cfg, popularity).key()
@@ -175,7 +175,7 @@ def _weights(cfg, train, popularity, E, inv):
     on the items the config solves (:func:`l3ae.engine.models.active_items`)."""
     dtype = np.dtype(cfg.dtype)
     Ed = np.asarray(E, dtype) if cfg.needs_text else None
-    if cfg.form == "text":
+    if cfg.c_alone:
         return text_weights(Ed, cfg.reg_f, cfg.topk,
                             budgets=row_budgets_of(cfg, popularity)).B, None
     active, t = solved_terms(cfg, popularity)

@@ -158,3 +158,13 @@ def test_old_files_recorded_an_ignored_reg_e_for_every_preset():
     l3 = dict(Config.from_preset("l3ae").to_dict())
     del l3["budget"]
     assert Config.from_dict(l3).reg_e == 600.0
+
+
+def test_additive_at_alpha_one_is_c_alone(data):
+    X, E = data
+    cfg = Config.from_preset("additive", alpha=1.0, reg_f=0.7, topk=0, dtype="float64")
+    assert cfg.reg_x == 0 and cfg.c_alone  # the preset's λ_X no longer enters: reset
+    text = Config.from_preset("text", reg_f=0.7, topk=0, dtype="float64")
+    np.testing.assert_array_equal(fit_weights(cfg, X, E).B, fit_weights(text, X, E).B)
+    with pytest.raises(ConfigError, match=r"--reg-x 300.0: .* with alpha 1 \(B = C"):
+        Config.from_preset("additive", alpha=1.0, reg_x=300.0)

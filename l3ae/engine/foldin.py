@@ -88,7 +88,7 @@ def coefficients(cfg):
     if cfg.form == "collective" and cfg.alpha != 0:
         raise ConfigError("the collective baseline puts α²·EEᵀ inside G, so new items are not "
                           "isolated in P: it cannot be folded; rebuild it with the new items")
-    if cfg.form == "text":
+    if cfg.c_alone:
         return 0.0, 1.0
     additive = fusion(cfg)[1]
     return (1 - additive) * cfg.reg_e, additive
@@ -222,7 +222,7 @@ def fold_in(cfg, state, B, E_new, *, popularity=None, topk=None, constraint=None
     dtype, topk = B.dtype, cfg.topk if topk is None else topk
     report = progress or (lambda *a: None)
     d_new = (1 - c2) * new_diagonal(cfg.xi, constraint)
-    if cfg.form == "text":  # no ridge and no pull: B = C
+    if cfg.c_alone:  # no ridge and no pull: B = C
         w, a = np.ones(k), np.ones(k)
     else:  # a rebuild refuses a ≤ 0 at a new item: so does the fold-in
         w, a = new_item_pull(cfg, state.pull_mean, k, item_ids)

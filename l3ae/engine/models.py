@@ -47,10 +47,10 @@ PRESETS = {
 # knob: (its flag's meaning, when it enters the closed form). Checked in this order: a later
 # knob's condition sees the earlier knobs resolved.
 KNOBS = {
-    "reg_x": ("the ridge λ_X of phase 2", lambda c: c.form != "text"),
-    "dropout": ("the dropout ridge p/(1−p)·diag(G)", lambda c: c.form != "text"),
-    "xi": ("the bound ξ on diag(B)", lambda c: c.form != "text"),
-    "reg_e": ("the text pull λ_E", lambda c: c.form != "text"),
+    "reg_x": ("the ridge λ_X of phase 2", lambda c: not c.c_alone),
+    "dropout": ("the dropout ridge p/(1−p)·diag(G)", lambda c: not c.c_alone),
+    "xi": ("the bound ξ on diag(B)", lambda c: not c.c_alone),
+    "reg_e": ("the text pull λ_E", lambda c: not c.c_alone),
     "alpha": ("the fusion weight α", lambda c: c.form in ("collective", "additive")),
     "pull": ("the per-item weights w of the text pull λ_E", lambda c: c.reg_e != 0),
     "pull_power": ("the exponent of the adaptive pull",
@@ -167,6 +167,12 @@ class Config:
         return PRESETS[self.model][0]
 
     @property
+    def c_alone(self):
+        """Whether B is the semantic C alone: the text preset, or the additive fusion at α = 1
+        (phase 2 then has no weight, so its knobs do not enter and it is not solved)."""
+        return self.form == "text" or (self.form == "additive" and self.alpha == 1)
+
+    @property
     def uses_c(self):
         """Whether B involves the semantic C (phase 1): text, the additive fusion, or λ_E ≠ 0."""
         return (self.form == "text" or self.reg_e != 0
@@ -181,6 +187,8 @@ class Config:
         """The model as an error message names it (``knob``: the one being refused)."""
         if self.form == "text":
             return f"model {self.model!r} (B = C, phase 1 alone)"
+        if self.c_alone:
+            return f"model {self.model!r} with alpha 1 (B = C, phase 1 alone)"
         if knob == "reg_f" and self.form == "additive" and self.alpha == 0:
             return f"model {self.model!r} with alpha 0 (no text term)"
         if knob in ("pull", "pull_power", "reg_f") and self.reg_e == 0:
@@ -245,8 +253,8 @@ class Terms:
 
 def terms(cfg: Config, popularity) -> Terms:
     """The solver's view of ``cfg`` on items of train counts ``popularity`` (n,)."""
-    if cfg.form == "text":
-        raise ConfigError("the text preset is B = C: it has no phase 2")
+    if cfg.c_alone:
+        raise ConfigError(f"{cfg.describe()} has no phase 2")
     collective, additive = fusion(cfg)
     return Terms(float(cfg.reg_x), float(cfg.reg_e),
                  pull_weights(popularity, cfg.pull, cfg.pull_power), float(cfg.dropout),
@@ -334,7 +342,7 @@ def fit_weights(cfg: Config, X, E=None, item_ids=None, progress=None, **solver):
     if cfg.needs_text and E is None:
         raise ConfigError(f"model {cfg.model!r} needs item embeddings (--embeddings)")
     popularity = np.asarray(X.sum(axis=0)).ravel()
-    if cfg.form == "text":
+    if cfg.c_alone:
         out = text_weights(np.asarray(E, dtype), cfg.reg_f, cfg.topk,
                            budgets=row_budgets_of(cfg, popularity), progress=progress)
     else:
