@@ -67,13 +67,13 @@ def plan(n, *, itemsize, nnz, d=0, topk=500, max_memory=None, base=None, tile=No
     weights per row (0: a dense (n, n) B), max_memory the budget in bytes (None: unlimited).
     The estimate: the process now (``base``, default :func:`current_rss`) + the n×n buffer or
     STRIPS strips of N×T + X as int64 CSR and CSC (the Gram kernels) + the pruned B (n·k entries)
-    + a few n×d blocks + slack. ``tile`` forces the tiled path with that tile size (tests,
+    + a few n×d blocks + phase 1's two d×d float64 + slack. ``tile`` forces the tiled path with that tile size (tests,
     benchmarks).
     """
     base = current_rss() if base is None else base
     k = min(topk, max(n - 1, 0)) if topk else n
     fixed = (base + 16 * nnz + 16 * n + n * k * (8 + itemsize) + 6 * n * d * itemsize
-             + (64 << 20))
+             + 2 * d * d * 8 + (64 << 20))  # 2·d² float64: phase 1's EᵀE and its factor
     in_memory = fixed + n * n * itemsize + (16 << 20)
     if tile is not None:
         if tile < 1:
