@@ -4,6 +4,7 @@ reports. Inputs are read once per command; no math here (:mod:`l3ae.engine`)."""
 from __future__ import annotations
 
 import json
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -257,8 +258,8 @@ def evaluate(data: Data, cfg: Config, regime=None, baseline=None, refit=False, p
              quiet=False, json_out=None):
     """Split ``data`` (``regime``: protocol, seed, train_fraction, cold_items of
     :func:`load_split`), fit ``cfg`` on train and score validation and test
-    (:func:`evaluate_split`); ``baseline``: also a preset at its defaults (same topk and
-    dtype), under ``result["baseline"]``. ``json_out``: also written there as JSON."""
+    (:func:`evaluate_split`); ``baseline``: also a preset at its defaults (same topk, budget
+    and dtype), under ``result["baseline"]``. ``json_out``: also written there as JSON."""
     source = data.load()
     split = load_split(source, **(regime or {}))
     bcfg = (Config.from_preset(baseline, topk=cfg.topk, dtype=cfg.dtype,
@@ -328,11 +329,10 @@ def embed(out, items=None, dataset=None, id_col=None, sep=None, template=None,
         ids, columns = datasets.load_items(dataset)
         template, where = template or datasets.DEFAULT_TEMPLATE, dataset
     else:
-        from l3ae.io.readers import read_items
+        from l3ae.io.readers import id_column, read_items
 
         ids, columns = read_items(items, id_col=id_col, sep=sep)
-        id_col = id_col or ("item_id" if "item_id" in columns else next(iter(columns)))
-        template, where = template or default_template(columns, id_col), items
+        template, where = template or default_template(columns, id_column(columns, id_col)), items
     texts = render_texts(columns, template, path=where)
     return embed_items(ids, texts, encoder, out, batch_size=batch_size, progress=progress,
                        template=template, threads=threads)
@@ -340,8 +340,6 @@ def embed(out, items=None, dataset=None, id_col=None, sep=None, template=None,
 
 def info(model_path):
     """What a model file holds: size and composition, config, timings (a JSON-able dict)."""
-    import os
-
     from l3ae.io.model_file import read_model
 
     d = read_model(model_path)

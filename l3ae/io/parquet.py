@@ -185,11 +185,13 @@ def read_items(path, id_col=None):
     """(ids: list[str], columns: dict[str, list]) of a Parquet item table, as
     :func:`l3ae.io.readers.read_items`: id column item_id if present, else the first; empty or
     repeated ids refused by row. Values other than ids stay Python values (None for null)."""
+    from l3ae.io.readers import id_column  # readers imports this module
+
     pf = open_file(path)
     names = pf.schema_arrow.names
     if not names:
         raise DataFormatError("no columns", path=path)
-    id_col = id_col or ("item_id" if "item_id" in names else names[0])
+    id_col = id_column(names, id_col)
     column(pf, id_col, path, "item", flag="id-col")
     ids, cols, seen, row0 = [], {n: [] for n in names}, {}, 0
     for batch in pf.iter_batches(batch_size=BATCH, use_threads=False):

@@ -282,6 +282,13 @@ def read_sequences(path) -> Interactions:
                         list(imap), str(path), ordered=True)
 
 
+def id_column(names, id_col=None):
+    """The id column of an item table with columns ``names``: ``id_col``, else ``item_id`` when
+    present, else the first column."""
+    names = list(names)
+    return id_col or ("item_id" if "item_id" in names else names[0])
+
+
 def read_items(path, id_col=None, sep=None):
     """Read an item table: (ids: list[str], columns: dict[str, list[str]]).
 
@@ -291,7 +298,7 @@ def read_items(path, id_col=None, sep=None):
     if parquet.is_parquet(path):
         return parquet.read_items(path, id_col)
     names, rows = _open_rows(path, sep)
-    id_col = id_col or ("item_id" if "item_id" in names else names[0])
+    id_col = id_column(names, id_col)
     k = _column(names, id_col, path, "item")
     ids, cols, seen = [], {n: [] for n in names}, {}
     for lineno, f in rows:
