@@ -44,3 +44,11 @@ def test_plan_never_hands_lapack_more_than_its_safe_size():
     assert where == "tiles" and T <= memory.LAPACK_MAX_N
     with pytest.raises(ConfigError, match="dense B"):
         memory.plan(40000, itemsize=4, nnz=10, base=0, topk=0)
+
+
+def test_plan_counts_phase_1s_d_by_d_blocks():
+    kw = dict(itemsize=4, nnz=10_000, topk=100, base=0)
+    narrow = memory.plan(5_000, d=0, **kw)[2]
+    wide = memory.plan(5_000, d=4096, **kw)[2]
+    # 6 n×d blocks of the solve's dtype, and EᵀE plus its factor in float64
+    assert wide - narrow == 6 * 5_000 * 4096 * 4 + 2 * 4096 * 4096 * 8
