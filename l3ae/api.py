@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -126,13 +127,35 @@ def dataset_dir_embeddings(ds, encoder=None, progress=True):
     return out
 
 
+@contextmanager
+def solver_session(cluster=None, tile=None, **single):
+    """The run-time options of the solve for one command, as keyword arguments of
+    :func:`l3ae.engine.solve.solve_weights`. ``cluster`` (an address, or "local:N") is connected
+    for the length of the ``with``; it runs the solve alone, so options of one machine's
+    out-of-core solve (``single``: max_memory, resume) given beside it are refused."""
+    single = {k: v for k, v in single.items() if v}
+    if cluster is None:
+        yield dict(single, **({"tile": tile} if tile else {}))
+        return
+    if single:
+        flags = ", ".join("--" + k.replace("_", "-") for k in single)
+        raise ConfigError(f"{flags}: for a build on this machine; with --cluster the workers "
+                          "hold the tiles (their memory: `dask worker --memory-limit`) and a "
+                          "lost worker's work is recomputed by Dask")
+    from l3ae.engine.cluster import Cluster
+
+    with Cluster(cluster) as c:
+        yield {"cluster": c, "tile": tile}
+
+
 def build(data: Data, cfg: Config, out, foldable=False, progress=None, quiet=False,
-          workdir=None, warn=print, **solver):
+          workdir=None, warn=print, cluster=None, tile=None, **solver):
     """Fit ``cfg`` on every interaction of ``data`` and write the model to ``out`` (atomically).
 
     workdir : folder of an out-of-core build's tile file ``<out>.tiles.h5`` (default: out's
     folder); kept, and said on ``warn``, when the build is interrupted, for ``resume=True``.
     solver : run-time options of :func:`l3ae.engine.solve.solve_weights` (max_memory, resume).
+    cluster, tile : the solve on Dask (:func:`solver_session`), and/or its tile size.
     foldable : keep the state :func:`add_items` needs. Returns (Recommender, X's shape, nnz);
     the Recommender's ``timings_`` also hold "read" (inputs) and "write" (the model file).
     """
@@ -142,11 +165,14 @@ def build(data: Data, cfg: Config, out, foldable=False, progress=None, quiet=Fal
     E, encoder = data.vectors(source, cfg, progress=not quiet)
     read = time.perf_counter() - t
     out = Path(out)
-    workdir = Path(workdir) if workdir else out.parent
+    given_workdir, workdir = workdir, Path(workdir) if workdir else out.parent
     tile_file = workdir / f"{out.name}.tiles.h5"
     try:
-        rec = Recommender(cfg).fit(X, E, item_ids=item_ids, progress=progress, foldable=foldable,
-                                   workdir=workdir, tile_name=out.name, **solver)
+        with solver_session(cluster, tile, workdir=given_workdir, **solver) as run:
+            if cluster is None:
+                run["workdir"] = workdir
+            rec = Recommender(cfg).fit(X, E, item_ids=item_ids, progress=progress,
+                                       foldable=foldable, tile_name=out.name, **run)
     except (KeyboardInterrupt, OSError, MemoryError):
         if tile_file.exists():
             warn(f"\nthe tile file {tile_file} is kept: rerun the same command with --resume "
@@ -255,21 +281,23 @@ def evaluate_split(split: Split, cfg: Config, E=None, item_ids=None, ks=None, pr
 
 
 def evaluate(data: Data, cfg: Config, regime=None, baseline=None, refit=False, progress=None,
-             quiet=False, json_out=None):
+             quiet=False, json_out=None, cluster=None, tile=None):
     """Split ``data`` (``regime``: protocol, seed, train_fraction, cold_items of
     :func:`load_split`), fit ``cfg`` on train and score validation and test
     (:func:`evaluate_split`); ``baseline``: also a preset at its defaults (same topk, budget
-    and dtype), under ``result["baseline"]``. ``json_out``: also written there as JSON."""
+    and dtype), under ``result["baseline"]``. ``json_out``: also written there as JSON.
+    cluster, tile : where the solve runs (:func:`solver_session`)."""
     source = data.load()
     split = load_split(source, **(regime or {}))
     bcfg = (Config.from_preset(baseline, topk=cfg.topk, dtype=cfg.dtype,
                                budget=cfg.budget if cfg.topk else None) if baseline else None)
     E, _ = data.vectors(source, [cfg] + ([bcfg] if bcfg else []), progress=not quiet)
-    res = evaluate_split(split, cfg, E if cfg.needs_text else None, item_ids=source.item_ids,
-                         progress=progress, refit=refit)
-    if bcfg is not None:
-        res["baseline"] = evaluate_split(split, bcfg, E if bcfg.needs_text else None,
-                                         item_ids=source.item_ids, refit=refit)
+    with solver_session(cluster, tile) as run:
+        res = evaluate_split(split, cfg, E if cfg.needs_text else None,
+                             item_ids=source.item_ids, progress=progress, refit=refit, **run)
+        if bcfg is not None:
+            res["baseline"] = evaluate_split(split, bcfg, E if bcfg.needs_text else None,
+                                             item_ids=source.item_ids, refit=refit, **run)
     if json_out:
         with atomic_open(json_out) as fh:
             json.dump(res, fh, indent=2)
@@ -277,12 +305,12 @@ def evaluate(data: Data, cfg: Config, regime=None, baseline=None, refit=False, p
 
 
 def tune(data: Data, base: Config, grids=(), n_random=0, metric=None, regime=None, out=None,
-         json_out=None, progress=None, quiet=False):
+         json_out=None, progress=None, quiet=False, cluster=None, tile=None):
     """Search ``base``'s hyperparameters on the validation split (:mod:`l3ae.tune`): the
     preset's grid or ``grids`` (["reg_x=100,300", ...]), plus ``n_random`` random points.
     Writes the best config to ``out`` and every point to ``json_out`` (JSON, atomically).
     Returns {"results": [...] (refused points keep metrics None and their "error"), "best",
-    "metric"}."""
+    "metric"}. cluster, tile : where the factorizations run (:func:`solver_session`)."""
     source = data.load()
     regime = regime or {}
     split = load_split(source, **regime)
@@ -293,8 +321,9 @@ def tune(data: Data, base: Config, grids=(), n_random=0, metric=None, regime=Non
         configs += tuning.random_configs(base, list(grid), n_random, regime.get("seed", 0))
     E, _ = data.vectors(source, configs, progress=not quiet)
     ks = (int(metric.split("@")[1]),)
-    results = tuning.sweep(configs, split.train, tuning.validation_scorer(split, ks), E,
-                           progress=progress)
+    with solver_session(cluster, tile) as run:
+        results = tuning.sweep(configs, split.train, tuning.validation_scorer(split, ks), E,
+                               progress=progress, solver=run)
     top = tuning.best(results, metric)
     if out:
         with atomic_open(out) as fh:

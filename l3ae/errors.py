@@ -46,3 +46,9 @@ class NotPositiveDefiniteError(L3AEError, np.linalg.LinAlgError):
         return cls(f"G + Dg(a) is not positive definite at {item_name(j, item_ids)} "
                    f"(leading minor {j + 1}); "
                    f"raise the ridge (--reg-x, or --reg-e with a semantic pull)")
+
+
+class ClusterError(L3AEError):
+    """The Dask scheduler cannot be reached, or was lost during a build (names its address)."""
+
+    exit_code = 1

@@ -118,13 +118,15 @@ def _solved(cfg):
     return cfg.replace(recency=1.0, debias=0.0)
 
 
-def sweep(configs, train, score, E=None, progress=None):
+def sweep(configs, train, score, E=None, progress=None, solver=None):
     """Fit every config on ``train`` (m, n) CSR and ``score(B, config) -> dict`` it.
 
     Returns [{"config", "metrics", "seconds", "shared"}] in the order given; ``shared`` is True
     when the point reused another point's factorization. Points that differ only in recency or
     debias share B itself. A config the solver refuses (e.g. a total ridge <= 0 for
     some item) gets ``metrics=None`` and its reason in ``error``.
+    solver : run-time options of the factorizations (``cluster``, ``tile``: see
+    :func:`l3ae.engine.solve.factorize`).
     """
     popularity = np.asarray(train.sum(axis=0)).ravel()
     if E is None and any(c.needs_text for c in configs):
@@ -145,7 +147,7 @@ def sweep(configs, train, score, E=None, progress=None):
                 if last[0] == _solved(cfg):
                     B = last[1]
                 else:
-                    B, inv = _weights(cfg, train, popularity, E, inv)
+                    B, inv = _weights(cfg, train, popularity, E, inv, solver or {})
                     last = (_solved(cfg), B)
                 metrics = score(debias_columns(B, popularity, cfg.debias), cfg)
                 results[i] = {"config": cfg, "metrics": metrics,
@@ -157,7 +159,7 @@ def sweep(configs, train, score, E=None, progress=None):
             if progress:
                 progress("tune", done, len(configs))
         if inv is not None and hasattr(inv.P, "remove"):
-            inv.P.remove()  # a tiled P (large catalogs) lives in a temporary file
+            inv.P.remove()  # a tiled P lives in a temporary file, or on the cluster's workers
         del inv
     return results
 
@@ -170,7 +172,7 @@ def _factorization(cfg, popularity):
     return (cfg.dtype, active is None) + terms(cfg, popularity).key()
 
 
-def _weights(cfg, train, popularity, E, inv):
+def _weights(cfg, train, popularity, E, inv, solver):
     """(B (n, n) before debias, the factorization it used): ``inv`` when given, else a new one
     on the items the config solves (:func:`l3ae.engine.models.active_items`)."""
     dtype = np.dtype(cfg.dtype)
@@ -181,7 +183,7 @@ def _weights(cfg, train, popularity, E, inv):
     active, t = solved_terms(cfg, popularity)
     if inv is None:
         inv = factorize(train if active is None else train[:, active], **t.factor(), E=Ed,
-                        dtype=dtype)
+                        dtype=dtype, **solver)
     B = weights_from_inverse(inv, **t.weights(), E=Ed, topk=cfg.topk,
                              budgets=row_budgets_of(cfg, popularity, active)).B
     return (B if active is None else expand(B, active, train.shape[1])), inv

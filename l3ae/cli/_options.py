@@ -120,6 +120,26 @@ def regime_from(kw):
     return {k: kw.pop(k) for k in ("protocol", "seed", "train_fraction", "cold_items")}
 
 
+def cluster_options(f):
+    """--cluster and --tile of build, evaluate and tune: where the exact solve runs."""
+    opts = [
+        click.option("--cluster", metavar="ADDRESS",
+                     help="Run the exact solve as tasks on Dask distributed: the address of a "
+                     "running scheduler (tcp://host:8786, see `dask scheduler` / `dask worker`), "
+                     "or local:N for N worker processes on this machine. Needs the extra: "
+                     'pip install "l3ae[cluster]". Default: this process.'),
+        click.option("--tile", type=click.IntRange(min=32), metavar="T",
+                     help="Tile size of a tiled solve (on --cluster, or out of core). Default: "
+                     "chosen from the workers' memory (cluster) or --max-memory."),
+    ]
+    return functools.reduce(lambda g, o: o(g), reversed(opts), f)
+
+
+def cluster_from(kw):
+    """Pop --cluster and --tile."""
+    return {"cluster": kw.pop("cluster"), "tile": kw.pop("tile")}
+
+
 def regime_options(f):
     """--protocol, --seed, --train-fraction, --cold-items of evaluate and tune."""
     opts = [

@@ -4,7 +4,8 @@ import click
 
 from l3ae import api
 from l3ae.cli._app import cli, progress_printer
-from l3ae.cli._options import config_from, data_from, data_options, model_options
+from l3ae.cli._options import (cluster_from, cluster_options, config_from, data_from,
+                               data_options, model_options)
 from l3ae.engine.memory import parse_size
 from l3ae.errors import ConfigError
 
@@ -26,6 +27,7 @@ class Size(click.ParamType):
 @cli.command()
 @data_options
 @model_options
+@cluster_options
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="Model file to write.")
 @click.option("--max-memory", type=Size(), metavar="SIZE",
               help="Memory budget of the build, e.g. 8G or 500M. When the n×n matrix does not "
@@ -59,7 +61,7 @@ def build(out, max_memory, workdir, resume, foldable, quiet, **kw):
                  --workdir /scratch --out books.h5
     """
     data, cfg = data_from(kw), config_from(kw)
-    rec, (m, n), nnz = api.build(data, cfg, out, foldable=foldable,
+    rec, (m, n), nnz = api.build(data, cfg, out, **cluster_from(kw), foldable=foldable,
                                  progress=progress_printer(quiet), quiet=quiet, workdir=workdir,
                                  max_memory=max_memory, resume=resume,
                                  warn=lambda msg: click.echo(msg, err=True))

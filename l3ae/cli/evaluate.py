@@ -4,14 +4,15 @@ import click
 
 from l3ae import api
 from l3ae.cli._app import cli, progress_printer
-from l3ae.cli._options import (config_from, data_from, data_options, model_options,
-                               regime_from, regime_options)
+from l3ae.cli._options import (cluster_from, cluster_options, config_from, data_from,
+                               data_options, model_options, regime_from, regime_options)
 from l3ae.engine.models import PRESETS
 
 
 @cli.command()
 @data_options
 @model_options
+@cluster_options
 @regime_options
 @click.option("--baseline", type=click.Choice(list(PRESETS)),
               help="Also evaluate this preset (its defaults) on the same split and compare.")
@@ -40,8 +41,9 @@ def evaluate(baseline, refit, json_out, quiet, **kw):
       l3ae evaluate --interactions Beauty.txt --format sequences --protocol loo --model ease
     """
     data, cfg = data_from(kw), config_from(kw)
-    res = api.evaluate(data, cfg, regime_from(kw), baseline=baseline, refit=refit,
-                       progress=progress_printer(quiet), quiet=quiet, json_out=json_out)
+    res = api.evaluate(data, cfg, regime_from(kw), **cluster_from(kw), baseline=baseline,
+                       refit=refit, progress=progress_printer(quiet), quiet=quiet,
+                       json_out=json_out)
     d = res["data"]
     click.echo(f"{cfg.model} on {data.name}: {d['users']} users, {d['items']} items, "
                f"{d['train']}/{d['validation']}/{d['test']} train/validation/test; build "

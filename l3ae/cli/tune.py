@@ -4,13 +4,14 @@ import click
 
 from l3ae import api
 from l3ae.cli._app import cli, progress_printer
-from l3ae.cli._options import (config_from, data_from, data_options, model_options,
-                               regime_from, regime_options)
+from l3ae.cli._options import (cluster_from, cluster_options, config_from, data_from,
+                               data_options, model_options, regime_from, regime_options)
 
 
 @cli.command()
 @data_options
 @model_options
+@cluster_options
 @regime_options
 @click.option("--grid", "grids", multiple=True, metavar="NAME=V1,V2,...",
               help="Values to try for one knob (repeatable): reg-x, reg-e, reg-f, dropout, xi, "
@@ -42,8 +43,8 @@ def tune(grids, n_random, metric, out, json_out, quiet, **kw):
       l3ae evaluate --dataset ml-1m --config best.cfg
     """
     data, base = data_from(kw), config_from(kw)
-    run = api.tune(data, base, grids, n_random, metric, regime_from(kw), out=out,
-                   json_out=json_out, progress=progress_printer(quiet), quiet=quiet)
+    run = api.tune(data, base, grids, n_random, metric, regime_from(kw), **cluster_from(kw),
+                   out=out, json_out=json_out, progress=progress_printer(quiet), quiet=quiet)
     metric, top = run["metric"], run["best"]
     for r in run["results"]:
         if r["metrics"] is None:

@@ -58,6 +58,12 @@ class RowPruner:
         _kernels.topk_rows(block, row0, self.ks[row0:r1], self.offs[row0:r1], self.idx,
                            self.val, self.cnt[row0:r1])
 
+    def put(self, row0, idx, val, cnt):
+        """Rows ``row0 : row0 + len(cnt)`` already pruned by :func:`prune_block` (elsewhere)."""
+        r1 = row0 + len(cnt)
+        a, b = self.offs[row0], self.offs[r1]
+        self.idx[a:b], self.val[a:b], self.cnt[row0:r1] = idx, val, cnt
+
     def result(self):
         indptr = np.zeros(self.n + 1, np.int64)
         np.cumsum(self.cnt, out=indptr[1:])
@@ -68,6 +74,18 @@ class RowPruner:
         B = sp.csr_matrix((self.val, self.idx, indptr), shape=(self.n, self.n), copy=False)
         B.indptr, B.indices = indptr, self.idx  # scipy may downcast; keep int64 for nnz > 2**31
         return B
+
+
+def prune_block(block, row0, ks):
+    """Rows ``row0 : row0 + len(block)`` of an (n, n) matrix pruned alone, for
+    :meth:`RowPruner.put`: (idx int64, val, cnt int64), row t's entries from Σ ks[:t] on."""
+    ks = np.asarray(ks, np.int64)
+    offs = np.zeros(len(ks) + 1, np.int64)
+    np.cumsum(ks, out=offs[1:])
+    idx, val = np.empty(offs[-1], np.int64), np.empty(offs[-1], block.dtype)
+    cnt = np.zeros(len(ks), np.int64)
+    _kernels.topk_rows(block, row0, ks, offs[:-1], idx, val, cnt)
+    return idx, val, cnt
 
 
 def prune_topk(B, k, block=1024, budgets=None):

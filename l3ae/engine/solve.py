@@ -108,7 +108,7 @@ def _total_ridge(lam_x, reg_e, w, dropout, diag_g, item_ids):
 
 def factorize(X, *, reg_x, reg_e=0.0, w=None, dropout=0.0, E=None, collective=0.0,
               dtype=np.float32, item_ids=None, progress=None, tile=None, tile_path=None,
-              resume=False, on_checkpoint=None) -> Inverse:
+              resume=False, on_checkpoint=None, cluster=None) -> Inverse:
     """Gram, shift, potrf + potri in place: P = (G [+ α²EEᵀ] + Dg(a))⁻¹, a = Λ + λ_E·w.
 
     P depends on the hyperparameters only through a (and α of the collective baseline):
@@ -116,6 +116,8 @@ def factorize(X, *, reg_x, reg_e=0.0, w=None, dropout=0.0, E=None, collective=0.
     tile : compute P out of core on T×T tiles in the HDF5 file ``tile_path`` (``resume``: continue
     that file; ``on_checkpoint(phase, columns_done)``: called after each checkpoint). None: in
     memory, one n×n buffer.
+    cluster : a :class:`l3ae.engine.cluster.Cluster`: P as tiles on its workers (tile: their
+    size, None: chosen from the workers' memory); the caller releases them with ``P.close()``.
     """
     dtype, _ = _check(dtype, dropout, 0.0, 0.0, None)
     t0 = time.perf_counter()
@@ -124,11 +126,21 @@ def factorize(X, *, reg_x, reg_e=0.0, w=None, dropout=0.0, E=None, collective=0.
     w = _pull(w, n)
     if collective and E is None:
         raise ConfigError("the collective baseline needs item embeddings (E)")
+    if cluster is not None:
+        from l3ae.engine.cluster import cluster_inverse  # dask is an optional extra
+
+        diag_g = np.asarray((X != 0).sum(axis=0), dtype=np.float64).ravel()
+        a = _total_ridge(reg_x, reg_e, w, dropout, diag_g, item_ids)
+        P = cluster_inverse(cluster, X, a, dtype=dtype, tile=tile, E=E, collective=collective,
+                            item_ids=item_ids, progress=progress)
+        return Inverse(P, a, diag_g, dict(P.timings))
     if tile is None and n > memory.LAPACK_MAX_N:
-        # one LAPACK call on n > LAPACK_MAX_N is unsafe: tiles in a temporary file, which the
-        # caller removes with ``inv.P.remove()`` (solve_weights and tune.sweep do)
+        # one LAPACK call on n > LAPACK_MAX_N is unsafe: tiles instead
         tile = min(memory.LAPACK_MAX_N, 8192)
-        fd, name = tempfile.mkstemp(suffix=".tiles.h5", dir=tile_path and Path(tile_path).parent)
+    if tile is not None and tile_path is None:
+        # tiles in a temporary file, which the caller removes with ``inv.P.remove()``
+        # (solve_weights and tune.sweep do)
+        fd, name = tempfile.mkstemp(suffix=".tiles.h5")
         os.close(fd)
         os.unlink(name)
         tile_path = Path(name)
@@ -191,6 +203,20 @@ def row_source(P):
     return DenseRows(P) if isinstance(P, np.ndarray) else P
 
 
+def b_rows(p_rows, r0, g, diag_b, L_rows=None, V=None, alpha=1.0, overwrite=False):
+    """Rows r0 : r0 + k of B = I + α L Vᵀ − P Dg(g) with diag(B) = diag_b, from P's rows.
+
+    p_rows : (k, n) of the solve's dtype; g : (n,) same dtype; diag_b : (k,); L_rows : (k, d)
+    rows r0.. of L (None: no low-rank term); V : (n, d). overwrite : the result replaces p_rows.
+    """
+    blk = np.multiply(p_rows, (-g)[None, :], out=p_rows if overwrite else None)
+    if L_rows is not None:
+        gemm(blk, L_rows, V, alpha, 1.0, tb=True, overwrite=True)
+    t = np.arange(len(blk))
+    blk[t, r0 + t] = diag_b
+    return blk
+
+
 def weights_from_inverse(inv: Inverse, *, reg_e=0.0, w=None, xi=0.0, constraint=None, E=None,
                          reg_f=None, additive=0.0, topk=500, budgets=None, overwrite=False,
                          block=None, progress=None, keep_pwe=False) -> Weights:
@@ -251,22 +277,23 @@ def weights_from_inverse(inv: Inverse, *, reg_e=0.0, w=None, xi=0.0, constraint=
         g, diag_b = (1 - additive) * g, (1 - additive) * diag_b
     g = g.astype(dtype)
 
+    V = sem["V"] if L is not None else None
     pruner = RowPruner(n, topk, dtype, budgets) if topk else None
     dense = None
     if pruner is None:
         dense = inv.P if overwrite and isinstance(inv.P, np.ndarray) else np.empty((n, n), dtype)
-    for r0, p_rows in P.row_blocks(block):
-        r1 = r0 + len(p_rows)
-        rows = np.arange(r0, r1)
-        blk = np.multiply(p_rows, (-g)[None, :], out=p_rows if P.scratch else None)
-        if L is not None:  # blk += alpha · L[r0:r1] Vᵀ
-            gemm(blk, L[r0:r1], sem["V"], alpha, 1.0, tb=True, overwrite=True)
-        blk[rows - r0, rows] = diag_b[r0:r1]
-        if pruner is None:
-            dense[r0:r1] = blk  # B rows need only P's same rows: safe to overwrite in place
-        else:
-            pruner.add(blk, r0)
-        report("weights", r1, n)
+    if hasattr(P, "fill_weights"):  # P on a cluster: its workers make and prune the rows
+        P.fill_weights(dict(g=g, diag_b=diag_b, L=L, V=V, alpha=alpha), pruner, dense, report)
+    else:
+        for r0, p_rows in P.row_blocks(block):
+            r1 = r0 + len(p_rows)
+            blk = b_rows(p_rows, r0, g, diag_b[r0:r1], None if L is None else L[r0:r1], V,
+                         alpha, overwrite=P.scratch)
+            if pruner is None:
+                dense[r0:r1] = blk  # B rows need only P's same rows: safe in place
+            else:
+                pruner.add(blk, r0)
+            report("weights", r1, n)
     B = dense if pruner is None else pruner.result()
     timings = {"semantic": t_sem, "weights": time.perf_counter() - t}
     return Weights(B, diag_b.astype(dtype), timings, pwe)
@@ -276,7 +303,7 @@ def solve_weights(X, *, reg_x, reg_e=0.0, w=None, dropout=0.0, xi=0.0, constrain
                   E=None, reg_f=None, collective=0.0, additive=0.0, topk=500, budgets=None,
                   dtype=np.float32, block=None, item_ids=None, progress=None,
                   max_memory=None, workdir=None, resume=False, tile=None, tile_name="l3ae",
-                  on_checkpoint=None, keep_pwe=False) -> Weights:
+                  on_checkpoint=None, keep_pwe=False, cluster=None) -> Weights:
     """B from interactions (and embeddings for λ_E > 0 or the fusion baselines).
 
     reg_x : λ_X, scalar ridge (may be negative while a = Λ + λ_E w stays > 0).
@@ -300,6 +327,8 @@ def solve_weights(X, *, reg_x, reg_e=0.0, w=None, dropout=0.0, xi=0.0, constrain
     tile : force the tiled path with this tile size (tests, benchmarks).
     on_checkpoint : optional callable(phase, columns_done) after each checkpoint.
     keep_pwe : also return P W E (n, d) in ``Weights.pwe`` (the state of a fold-in).
+    cluster : a :class:`l3ae.engine.cluster.Cluster`: the solve and B's rows run as tasks on its
+    workers (``tile``: their size; max_memory, workdir and resume are for one machine).
     """
     t0 = time.perf_counter()
     dtype, _ = _check(dtype, dropout, additive, xi, constraint)
@@ -309,28 +338,31 @@ def solve_weights(X, *, reg_x, reg_e=0.0, w=None, dropout=0.0, xi=0.0, constrain
     n = X.shape[1]
     if isinstance(max_memory, str):
         max_memory = memory.parse_size(max_memory)
-    where, tile, _ = memory.plan(n, itemsize=dtype.itemsize, nnz=X.nnz,
-                                 d=E.shape[1] if E is not None else 0, topk=topk,
-                                 max_memory=max_memory, tile=tile)
-    tile_path = Path(workdir or tempfile.gettempdir()) / f"{tile_name}.tiles.h5"
-    if resume and tile_path.exists():
-        where, tile = "tiles", tile or 1  # the file's own tile size is used
-    if where != "tiles":
-        tile_path = None
+    tile_path = None
+    if cluster is None:
+        where, tile, _ = memory.plan(n, itemsize=dtype.itemsize, nnz=X.nnz,
+                                     d=E.shape[1] if E is not None else 0, topk=topk,
+                                     max_memory=max_memory, tile=tile)
+        tile_path = Path(workdir or tempfile.gettempdir()) / f"{tile_name}.tiles.h5"
+        if resume and tile_path.exists():
+            where, tile = "tiles", tile or 1  # the file's own tile size is used
+        if where != "tiles":
+            tile_path = None
     inv = factorize(X, reg_x=reg_x, reg_e=reg_e, w=w, dropout=dropout, E=E,
                     collective=collective, dtype=dtype, item_ids=item_ids, progress=progress,
-                    tile=tile, tile_path=tile_path, resume=resume, on_checkpoint=on_checkpoint)
+                    tile=tile, tile_path=tile_path, resume=resume, on_checkpoint=on_checkpoint,
+                    cluster=cluster)
     try:
         out = weights_from_inverse(inv, reg_e=reg_e, w=w, xi=xi, constraint=constraint, E=E,
                                    reg_f=reg_f, additive=additive, topk=topk,
                                    budgets=budgets, overwrite=not topk, block=block, progress=progress,
                                    keep_pwe=keep_pwe)
     except BaseException:
-        if tile_path is not None:
-            inv.P.close()  # keep the file: --resume goes straight to the weights
+        if tile_path is not None or cluster is not None:
+            inv.P.close()  # a tile file is kept: --resume goes straight to the weights
         raise
     timings = dict(inv.timings)
-    if tile_path is not None:
+    if tile_path is not None or cluster is not None:
         timings.update(inv.P.timings)
         inv.P.remove()
     timings["semantic"] = timings.get("semantic", 0.0) + out.timings["semantic"]
