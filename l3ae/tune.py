@@ -17,7 +17,7 @@ import time
 
 import numpy as np
 
-from l3ae.engine.models import (Config, active_items, debias_columns, expand,
+from l3ae.engine.models import (Config, active_items, check_solver, debias_columns, expand,
                                 row_budgets_of, solved_terms, terms)
 from l3ae.engine.score import topn
 from l3ae.engine.solve import factorize, text_weights, weights_from_inverse
@@ -132,6 +132,8 @@ def sweep(configs, train, score, E=None, progress=None, solver=None):
     if E is None and any(c.needs_text for c in configs):
         bad = next(c for c in configs if c.needs_text)
         raise ConfigError(f"model {bad.model!r} needs item embeddings")
+    for cfg in configs:
+        check_solver(cfg, solver or {})
     results = [None] * len(configs)
     groups = {}
     for i, cfg in enumerate(configs):

@@ -23,7 +23,7 @@ from l3ae.errors import ClusterError, NotPositiveDefiniteError
 from l3ae.io.model_file import read_model
 
 distributed = pytest.importorskip("distributed")
-from l3ae.engine.cluster import Cluster, choose_tile  # noqa: E402 (needs the extra)
+from l3ae.engine.cluster import Cluster, ClusterP, choose_tile  # noqa: E402 (the extra)
 
 pytestmark = pytest.mark.slow  # worker processes
 BIN = os.path.join(os.path.dirname(sys.executable), "")
@@ -70,9 +70,12 @@ def test_collective_on_the_cluster_equals_one_machine(cluster, prob):
     np.testing.assert_allclose(got, mem, atol=1e-10)
 
 
-@pytest.mark.parametrize("n,T", [(96, 32), (130, 32), (61, 16)])
-def test_cluster_equals_the_tiled_solve_with_the_same_tiles(cluster, tmp_path, n, T):
-    """float32, pruned: the same top-k lists and weights within 1e-5 of the row's scale."""
+@pytest.mark.parametrize("n,T,step", [(96, 32, None), (130, 32, 5), (61, 16, None)])
+def test_cluster_equals_the_tiled_solve_with_the_same_tiles(cluster, tmp_path, monkeypatch, n,
+                                                            T, step):
+    """float32, pruned: the same top-k lists and weights within 1e-5 of the row's scale
+    (``step``: B's rows made 5 at a time from slices of the tile rows)."""
+    monkeypatch.setattr(ClusterP, "rows_per_task", step)
     X, E = random_problem(m=4 * n, n=n, d=6, density=0.1, seed=n)
     E = E.astype(np.float32)
     kw = dict(reg_x=-2.0, reg_e=8.0, reg_f=0.5, dtype=np.float32, topk=12, E=E, tile=T)
@@ -229,3 +232,33 @@ def test_evaluate_and_tune_on_the_cluster_equal_one_machine(tmp_path, ratings):
     for a, b in zip(t0, t1):
         for k, v in a["metrics"].items():
             assert b["metrics"][k] == pytest.approx(v, abs=1e-6), k
+
+
+def test_a_model_without_a_solve_refuses_cluster_and_tile(tmp_path, ratings):
+    emb = tmp_path / "e.npz"
+    ids = [f"i{i}" for i in range(160)]
+    np.savez(emb, ids=np.array(ids), embeddings=np.random.default_rng(0).random((160, 4)))
+    for extra in (["--cluster", "local:1"], ["--tile", "64"]):
+        r = CliRunner().invoke(cli, ["build", "--interactions", str(ratings), "--model", "text",
+                                     "--embeddings", str(emb), "--out", str(tmp_path / "m.h5"),
+                                     "-q", *extra])
+        assert r.exit_code == 2 and extra[0] in r.output and "no n×n" in r.output, r.output
+
+
+@pytest.mark.parametrize("nt", [1, 2, 5, 9])
+def test_graph_reads_only_finished_keys_and_costs_n_cubed(nt):
+    """Each task reads keys made before it (submission order is a topological order); P's
+    tiles are the lower nt(nt+1)/2; the flops are the factor's n³/3 + the inverse's 2n³/3
+    within the O(n²·T) the tiled solve also spends."""
+    from l3ae.engine.cluster import graph
+
+    T, seen, flops = 8, set(), 0.0
+    for key, op, inputs, f, _ in graph(nt, T):
+        assert all(k is None or k in seen for k in inputs), key
+        assert key not in seen
+        seen.add(key)
+        flops += f
+    assert {k[1:] for k in seen if k[0] == "P"} == {(i, j) for j in range(nt)
+                                                    for i in range(j, nt)}
+    n = nt * T
+    assert abs(flops - n ** 3) <= n * n * T

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
 import time
 import uuid
 from contextlib import contextmanager
@@ -56,7 +57,8 @@ class Cluster:
     """A connection to Dask for the length of one command (a context manager).
 
     address : "tcp://host:8786" (a running ``dask scheduler``), "local:N" (a LocalCluster of
-    N worker processes, one thread each, on this machine) or "local:NxC" (C threads each). ``.client`` is the distributed.Client.
+    N worker processes, one thread each, on this machine) or "local:NxC" (C threads each).
+    ``.client`` is the distributed.Client.
     """
 
     def __init__(self, address, timeout=10):
@@ -134,15 +136,21 @@ def choose_tile(n, workers, itemsize=4):
 
 
 # -- the tasks (run on the workers) ----------------------------------------------------------
+# numba's parallel kernels (Gram, top-k) run one at a time in a worker process: its workqueue
+# threading layer (the one left without TBB or OpenMP) aborts on launches from two threads
+_NUMBA = threading.Lock()
+
+
 def _gram_tile(Xs, i, j, T, dtype, a_j, E_i, E_j, collective):
     """Tile (i, j), i ≥ j, of A = G + Dg(a) [+ α² E Eᵀ] (lower part on i = j)."""
     import numba
 
     from l3ae.engine import _kernels
 
-    numba.set_num_threads(1)
     out = np.zeros((T, T), dtype)
-    _kernels.gram_cols(*Xs, i * T, j * T, out)
+    with _NUMBA:
+        numba.set_num_threads(1)
+        _kernels.gram_cols(*Xs, i * T, j * T, out)
     if collective:
         blas.gemm(out, E_i, E_j, collective ** 2, 1.0, tb=True, overwrite=True)
     if i == j:
@@ -225,7 +233,13 @@ def _b_rows(parts, n, T, r0, rows, g, L_rows, V, alpha, diag_b, ks):
 
     p = _p_rows(parts, n, T)[:rows]
     blk = b_rows(p, r0, g, diag_b, L_rows, V, alpha, overwrite=True)
-    return blk if ks is None else prune_block(blk, r0, ks)
+    if ks is None:
+        return blk
+    import numba
+
+    with _NUMBA:
+        numba.set_num_threads(1)
+        return prune_block(blk, r0, ks)
 
 
 # -- the graph -------------------------------------------------------------------------------
@@ -285,8 +299,9 @@ def graph(nt, T, d=0):
         yield ("P", j, j), "p_diag", (("L", j, j), z), (2 * T3 if z else T3 / 3), {}
 
 
+# the function of each op (the Gram tile is _gram_tile, given X and E beside its inputs)
 OPS = {"gram": None, "update": _update, "potrf": _potrf, "trsm": _trsm, "y": _y,
-       "z": _z_add, "add": np.add, "p_off": _p_off, "p_diag": _p_diag}  # gram: _gram_tile, with X and E
+       "z": _z_add, "add": np.add, "p_off": _p_off, "p_diag": _p_diag}
 
 
 def _uses(nt, T):

@@ -330,6 +330,14 @@ def debias_columns(B, popularity, beta):
     return B * f.astype(B.dtype)[None, :]
 
 
+def check_solver(cfg: Config, solver):
+    """Refuse options of the n×n solve (--cluster, --tile) for a model that has none."""
+    given = [k for k in ("cluster", "tile") if solver.get(k)]
+    if cfg.c_alone and given:
+        raise ConfigError(f"--{given[0]}: model {cfg.model!r} solves no n×n system (B = C, "
+                          "phase 1 alone, O(n·d²)); drop it")
+
+
 def fit_weights(cfg: Config, X, E=None, item_ids=None, progress=None, **solver):
     """Weights (B, diag, timings) of the model ``cfg`` on X (m, n) CSR and E (n, d).
 
@@ -342,6 +350,7 @@ def fit_weights(cfg: Config, X, E=None, item_ids=None, progress=None, **solver):
     if cfg.needs_text and E is None:
         raise ConfigError(f"model {cfg.model!r} needs item embeddings (--embeddings)")
     popularity = np.asarray(X.sum(axis=0)).ravel()
+    check_solver(cfg, solver)
     if cfg.c_alone:
         out = text_weights(np.asarray(E, dtype), cfg.reg_f, cfg.topk,
                            budgets=row_budgets_of(cfg, popularity), progress=progress)

@@ -355,8 +355,8 @@ def solve_weights(X, *, reg_x, reg_e=0.0, w=None, dropout=0.0, xi=0.0, constrain
     try:
         out = weights_from_inverse(inv, reg_e=reg_e, w=w, xi=xi, constraint=constraint, E=E,
                                    reg_f=reg_f, additive=additive, topk=topk,
-                                   budgets=budgets, overwrite=not topk, block=block, progress=progress,
-                                   keep_pwe=keep_pwe)
+                                   budgets=budgets, overwrite=not topk, block=block,
+                                   progress=progress, keep_pwe=keep_pwe)
     except BaseException:
         if tile_path is not None or cluster is not None:
             inv.P.close()  # a tile file is kept: --resume goes straight to the weights

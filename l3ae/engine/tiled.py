@@ -19,7 +19,8 @@ middle of a step leaves tiles with and without its update that no resume can tel
 Left-looking reads ~n³/(6T) elements, writes every tile once and never modifies finished data.
 
 Inverse, right to left by tile column j, in place over L (block form of P L = L⁻ᵀ):
-    Y = P[>j, >j] · L[>j, j]                        (symmetric product over the finished part of P)
+    Y = P[>j, >j] · L[>j, j]       (symmetric product over the finished part of P, strips k from
+                                    nt − 1 down to j + 1)
     P[>j, j] = −Y L_jj⁻¹                             (trsm)
     P_jj = L_jj⁻ᵀ (I + L[>j, j]ᵀ Y) L_jj⁻¹            (two trsm)
 2n³/3 flops like LAPACK potri (trtri + lauum), plus 1.5·n²·T for Y's quadratic form and the
@@ -34,8 +35,8 @@ potrf + potri, the in-memory algorithm.
 Every step is a pure tile task of :mod:`l3ae.engine.blas` (potrf, trsm_lt, syrk, gemm,
 trsm_right, symm_strip, diag_inverse, potri): a function of its input tiles only.
 Applied to a strip, a task is the batch of its per-tile tasks run as one BLAS call. The order
-below (one tile column at a time, strips streamed) is the out-of-core schedule; a Dask graph of
-the same tasks is the way past one machine.
+below (one tile column at a time, strips streamed) is the out-of-core schedule; the same tasks
+in the same order, one per tile, are the Dask graph of :mod:`l3ae.engine.cluster`.
 
 Memory: 4 strips (≤ 4·N·T·itemsize: the column being built, the L column during the inverse,
 and two read buffers so that the next strip loads while BLAS runs on the current one), plus the
@@ -239,11 +240,13 @@ def _invert(store, gram, start, pool, item_ids, report, hook, timings):
         else:
             store.read_tile(j, j, ljj)
             store.read_column(j, j + 1, lcol)
+        # strips right to left: the order in which P's columns are finished, which lets the
+        # same sum on a cluster (l3ae.engine.cluster) advance as they come
         strips = reader.stream([lambda buf, k=k: store.read_column(k, k, buf[:(nt - k) * T])
-                                for k in range(j + 1, nt)])
+                                for k in range(nt - 1, j, -1)])
         y = panel[T:]
         y[...] = 0
-        for k, s in zip(range(j + 1, nt), strips):  # Y = P[>j, >j] L[>j, j]
+        for k, s in zip(range(nt - 1, j, -1), strips):  # Y = P[>j, >j] L[>j, j]
             symm_strip(y, s, lcol, k, j + 1, overwrite=True)
         if j == nt - 1:
             panel[:T] = potri(ljj)
