@@ -108,10 +108,15 @@ def test_a_worker_killed_mid_build_gives_the_same_model(cluster, prob):
 
 
 def test_not_positive_definite_on_a_worker_names_the_item(cluster, prob):
+    """The worker's exception reaches the caller as is, naming the item by its id."""
+    from l3ae.engine.cluster import cluster_inverse
+
     X, _ = prob
-    with pytest.raises(NotPositiveDefiniteError, match="leading minor"):
-        solve_weights(X, reg_x=-50.0, reg_e=1.0, E=prob[1], reg_f=0.5, dtype=np.float64,
-                      cluster=cluster, tile=8)
+    a = np.full(X.shape[1], 5.0)
+    a[20] = -1e6  # the leading minor of item 20 (tile 2 of 8) fails
+    ids = [f"i{j}" for j in range(X.shape[1])]
+    with pytest.raises(NotPositiveDefiniteError, match=r"item 'i20' \(#20\)"):
+        cluster_inverse(cluster, X, a, dtype=np.float64, tile=8, item_ids=ids)
 
 
 def test_choose_tile_fills_the_slots_within_memory():

@@ -91,8 +91,9 @@ class Cluster:
 
     def lost(self, exc):
         """The ClusterError to raise for a failure of the connection itself."""
+        why = " ".join(str(exc).split())  # one line
         return ClusterError(f"lost the Dask scheduler at {self.address} during the build "
-                            f"({type(exc).__name__}{': ' if str(exc) else ''}{exc})")
+                            f"({type(exc).__name__}{': ' if why else ''}{why})")
 
     @contextmanager
     def guard(self):
