@@ -39,25 +39,21 @@ import numpy as np
 import scipy.sparse as sp
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
+# this file's name is the package's: keep its folder off the path so `import distributed` finds
+# Dask's (worker processes inherit the path); bench/synth.py is loaded by its file name
+sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != HERE]
+
+
+def _synth():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("synth", os.path.join(HERE, "synth.py"))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
 REG, TOPK, USERS_EVAL = 500.0, 500, 2000
 MODES = ("single", "2x1", "1x2")
 KINDS = ("gram", "update", "potrf", "trsm", "y", "z", "add", "p_off", "p_diag")
-
-
-def kind_of(key):
-    """The op of a task key "l3ae-<A|L|Y|Z|P>-i-j[-k[-l]]-token" (see cluster.graph)."""
-    parts = key.split("-")
-    tag, nums = parts[1], [int(x) for x in parts[2:-1]]
-    if tag == "A":
-        return "gram" if nums[2] == -1 else "update"
-    if tag == "L":
-        return "potrf" if nums[0] == nums[1] else "trsm"
-    if tag == "P":
-        return "p_diag" if nums[0] == nums[1] else "p_off"
-    if tag == "Z":
-        return "z" if nums[1] == 0 else "add"
-    return "y"
 
 
 # -- one build per process ----------------------------------------------------------------------
@@ -97,13 +93,15 @@ def worker(n, mode, folder):
             moved = [x for v in logs.values() for x in v]
             res["bytes_moved"] = float(sum(b for b, _ in moved))
             res["transfer_s"] = float(sum(s for _, s in moved))
+            from l3ae.engine.cluster import graph
+
+            T = int(w.timings["tile"])
+            ops = {"l3ae-" + "_".join(map(str, k)): op for k, op, *_ in graph(-(-n // T), T)}
             comp = {}
             for rec in ts.data:
-                if not str(rec["key"]).startswith("l3ae-") or rec["key"].count("-") < 4:
-                    continue
-                for ss in rec["startstops"]:
+                kd = ops.get(str(rec["key"]).rsplit("-", 1)[0])
+                for ss in rec["startstops"] if kd else ():
                     if ss["action"] == "compute":
-                        kd = kind_of(rec["key"])
                         s, c_ = comp.get(kd, (0.0, 0))
                         comp[kd] = (s + ss["stop"] - ss["start"], c_ + 1)
             res["compute"] = comp
@@ -221,8 +219,7 @@ def main():
     args = ap.parse_args()
     if args.worker:
         return worker(int(args.worker[0]), args.worker[1], args.worker[2])
-    from synth import catalog
-
+    catalog = _synth().catalog
     print("EASE λ=500, top-500, float32; synthetic catalogs (5n users); each run its own "
           "process; 2 cores, 24 GiB")
     print(f"{'n':>6} {'run':<7} {'tile':>5} {'tasks':>6} {'wall s':>7} {'factor':>7} "

@@ -7,15 +7,15 @@ submitted one per tile to a Dask scheduler instead of run one strip at a time:
     L_ij   = A_ij − Σ_{k<j} L_ik L_jkᵀ, k ascending (syrk on i = j, gemm below), then
              potrf (i = j) or trsm by L_jj                                  (left-looking order)
     Y_i    = P_ii L_ij + Σ_{i'>i} P_i'iᵀ L_i'j + Σ_{k=i−1…j+1} P_ik L_kj   (i > j, symm_strip's
-             order over strips k = nt − 1 … j + 1)
+             order over strips k = nt − 1 … j + 1; the middle sum a pairwise tree)
     P_ij   = −Y_i L_jj⁻¹,   P_jj = L_jj⁻ᵀ (I + z) L_jj⁻¹,  z = Σ_{i>j} L_ijᵀ Y_i (a pairwise
-             tree: the one sum in another order than one machine's single GEMM),
-             P_last = potri(L_last)
+             tree), P_last = potri(L_last)
     B rows = I + α L Vᵀ − P Dg(g) per tile row, pruned to top-k on the worker
 
-The accumulations of L and Y run in the single-process order, so the same tiles give the same
-sums up to BLAS's own blocking and z's tree (float32 weights agree to ~1e-6 of a row's
-largest). Both chains take their terms in the order the terms' inputs are finished, so the
+The chains of L and Y run in the single-process order, so the same tiles give the same sums up
+to BLAS's own blocking and the two trees (which one machine sums inside one GEMM; float32
+weights agree within ~1e-6 of a row's largest). The chains take their terms in the order the
+terms' inputs are finished, and the sums whose terms are all ready at once are trees, so the
 critical path is O(nt) tile steps for the factor and O(nt log nt) for the inverse.
 
 Tiles live in the workers' memory (Dask spills them to the workers' local disks under
@@ -268,36 +268,47 @@ def graph(nt, T, d=0):
     for j in range(nt - 1, -1, -1):
         ys = {}
         for i in range(j + 1, nt):
-            # Y_i in the order of the single-process strips k = nt − 1 … j + 1 (row i gets
-            # P_ii L_ij and Σ_{i'>i} P_i'iᵀ L_i'j from strip i, then P_ik L_kj from strips
-            # k < i): the order in which the inverse finishes P's columns, so each chain
-            # advances as they come and is one step from done when column j + 1 is
+            # Y_i: strip i's terms P_ii L_ij and Σ_{i'>i} P_i'iᵀ L_i'j (all of P's column i),
+            # then P_ik L_kj for k = i − 1 … j + 1, in the order the inverse finishes column k:
+            # each chain advances as columns come and is one step from done when column j + 1
+            # is. The column-i sum is a pairwise tree: as a chain it would be nt − j − 1 steps
+            # after column j + 1 for i = j + 1, a critical path of nt²/2 steps over the inverse.
             y = ("Y", i, j, i)
             yield y, "y", (None, ("P", i, i), ("L", i, j)), 2 * T3, dict(transposed=False)
+            leaves = []
             for i2 in range(i + 1, nt):
-                prev, y = y, ("Y", i, j, nt + i2)
-                yield y, "y", (prev, ("P", i2, i), ("L", i2, j)), 2 * T3, dict(transposed=True)
+                leaves.append(("Yt", i, j, 0, i2))
+                yield leaves[-1], "y", (None, ("P", i2, i), ("L", i2, j)), 2 * T3, \
+                    dict(transposed=True)
+            if leaves:
+                root = yield from _tree(("Yt", i, j), leaves, T)
+                prev, y = y, ("Y", i, j, nt)
+                yield y, "add", (prev, root), float(T * T), {}
             for k in range(i - 1, j, -1):
                 prev, y = y, ("Y", i, j, k)
                 yield y, "y", (prev, ("P", i, k), ("L", k, j)), 2 * T3, dict(transposed=False)
             ys[i] = y
-        # z = Σ_i L_ijᵀ Y_i as a pairwise tree: log₂ steps after the last Y_i, not nt − j
-        level = []
+        leaves = []  # z = Σ_i L_ijᵀ Y_i, a pairwise tree too
         for i in range(j + 1, nt):
-            level.append(("Z", j, 0, i))
-            yield level[-1], "z", (None, ("L", i, j), ys[i]), 2 * T3, {}
-        depth = 0
-        while len(level) > 1:
-            depth += 1
-            nxt = []
-            for a in range(0, len(level) - 1, 2):
-                nxt.append(("Z", j, depth, a))
-                yield nxt[-1], "add", (level[a], level[a + 1]), float(T * T), {}
-            level = nxt + ([level[-1]] if len(level) % 2 else [])
-        z = level[0] if level else None
+            leaves.append(("Z", j, 0, i))
+            yield leaves[-1], "z", (None, ("L", i, j), ys[i]), 2 * T3, {}
+        z = (yield from _tree(("Z", j), leaves, T)) if leaves else None
         for i in range(j + 1, nt):
             yield ("P", i, j), "p_off", (("L", j, j), ys[i]), T3, {}
         yield ("P", j, j), "p_diag", (("L", j, j), z), (2 * T3 if z else T3 / 3), {}
+
+
+def _tree(prefix, level, T):
+    """Pairwise sums of the tiles ``level`` (keys), as "add" tasks; returns the root's key."""
+    depth = 0
+    while len(level) > 1:
+        depth += 1
+        nxt = []
+        for a in range(0, len(level) - 1, 2):
+            nxt.append(prefix + (depth, a))
+            yield nxt[-1], "add", (level[a], level[a + 1]), float(T * T), {}
+        level = nxt + ([level[-1]] if len(level) % 2 else [])
+    return level[0]
 
 
 # the function of each op (the Gram tile is _gram_tile, given X and E beside its inputs)
@@ -378,7 +389,7 @@ def cluster_inverse(cluster, X, a, *, dtype, tile=None, E=None, collective=0.0, 
             fn = OPS[op]
             args += ([prm["diagonal"]] if op == "update" else [prm["transposed"]] if op == "y"
                      else [prm["row0"], ids] if op == "potrf" else [])
-        fut = client.submit(fn, *args, key=f"l3ae-{'-'.join(map(str, key))}-{token}",
+        fut = client.submit(fn, *args, key=f"l3ae-{'_'.join(map(str, key))}-{token}",
                             pure=False)
         live[key] = fut
         pending.add(fut)
