@@ -58,14 +58,27 @@ KINDS = ("gram", "update", "potrf", "trsm", "y", "z", "add", "p_off", "p_diag")
 
 # -- one build per process ----------------------------------------------------------------------
 def calibrate(client, k=2000):
-    """The scheduler's cost per task: k independent no-op tasks, submitted and gathered."""
+    """The scheduler's cost per task (k independent no-op tasks, submitted and gathered), the
+    client's submission cost per task, and the bandwidth between two workers (64 MiB held by
+    one, summed on the other; best of 3; None with one worker)."""
     from distributed import wait
 
     t = time.perf_counter()
     futs = [client.submit(int, i, pure=False) for i in range(k)]
     submit = (time.perf_counter() - t) / k
     wait(futs)
-    return (time.perf_counter() - t) / k, submit
+    task = (time.perf_counter() - t) / k
+    workers = list(client.scheduler_info()["workers"])
+    bw = None
+    if len(workers) > 1:
+        best = float("inf")
+        for _ in range(3):
+            x = client.scatter(np.ones(16 << 20, np.float32), workers=[workers[0]], hash=False)
+            t = time.perf_counter()
+            client.submit(np.sum, x, workers=[workers[1]], pure=False).result()
+            best = min(best, time.perf_counter() - t)
+        bw = (64 << 20) / best
+    return task, submit, bw
 
 
 def worker(n, mode, folder):
@@ -82,11 +95,12 @@ def worker(n, mode, folder):
         from l3ae.engine.cluster import Cluster
 
         with Cluster(f"local:{mode}") as c:
-            res["noop_task_s"], res["noop_submit_s"] = calibrate(c.client)
+            res["noop_task_s"], res["noop_submit_s"], res["bandwidth"] = calibrate(c.client)
             c.client.run(lambda dask_worker: dask_worker.transfer_incoming_log.clear())
             t = time.perf_counter()
             with get_task_stream(c.client) as ts:
-                w = solve_weights(X, reg_x=REG, topk=TOPK, dtype=np.float32, cluster=c)
+                w = solve_weights(X, reg_x=REG, topk=TOPK, dtype=np.float32, cluster=c,
+                                  tile=int(os.environ.get("L3AE_BENCH_TILE", 0)) or None)
             res["wall"] = time.perf_counter() - t
             logs = c.client.run(lambda dask_worker: [
                 (d["total"], d["duration"]) for d in dask_worker.transfer_incoming_log])
@@ -123,25 +137,27 @@ def run_worker(n, mode, folder):
 
 # -- the cost model -----------------------------------------------------------------------------
 def rates_from(runs):
-    """Per-kind one-slot rates (flops/s; seconds per tile for gram) from the task streams of
-    the measured cluster runs, pooled; plus bandwidth, per-task costs and the weights' cost."""
+    """The cost model's inputs from measured cluster runs (pooled): one-slot rates per kind
+    (flops/s, from the task streams' compute times; the Gram in seconds per tile element),
+    the bandwidth between workers, the scheduler's and the client's cost per task, and the
+    weights' cost per B element and slot."""
     from l3ae.engine.cluster import graph
 
-    secs, flops, elems = {}, {}, {"gram": 0.0}
+    secs, flops, elems = {}, {}, 0.0
     for r in runs:
         T, n = int(r["timings"]["tile"]), r["n"]
         nt = -(-n // T)
         f_kind = {}
-        for key, op, _, f, _ in graph(nt, T):
+        for _, op, _, f, _ in graph(nt, T):
             f_kind[op] = f_kind.get(op, 0.0) + f
         for kd, (s, _) in r["compute"].items():
             secs[kd] = secs.get(kd, 0.0) + s
             flops[kd] = flops.get(kd, 0.0) + f_kind.get(kd, 0.0)
-        elems["gram"] += (nt * (nt + 1) / 2) * T * T
+        elems += (nt * (nt + 1) / 2) * T * T
     rate = {k: flops[k] / secs[k] for k in secs if k != "gram" and secs[k] > 0 and flops[k]}
-    rate["gram_s_per_elem"] = secs.get("gram", 0.0) / max(elems["gram"], 1)
-    moved = [(r["bytes_moved"], r["transfer_s"]) for r in runs if r["transfer_s"] > 0]
-    rate["bandwidth"] = (sum(b for b, _ in moved) / sum(s for _, s in moved)) if moved else 1e9
+    rate["gram_s_per_elem"] = secs.get("gram", 0.0) / max(elems, 1)
+    bws = [r["bandwidth"] for r in runs if r.get("bandwidth")]
+    rate["bandwidth"] = float(np.median(bws)) if bws else float("inf")
     rate["task_s"] = float(np.median([r["noop_task_s"] for r in runs]))
     rate["submit_s"] = float(np.median([r["timings"].get("submit", 0.0) / r["timings"]["tasks"]
                                         for r in runs]))
@@ -214,11 +230,28 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--sizes", type=int, nargs="+", default=[8000, 16000, 32000])
     ap.add_argument("--modes", nargs="+", default=list(MODES), choices=MODES)
+    ap.add_argument("--tile", type=int, help="tile of the cluster runs (default: choose_tile)")
+    ap.add_argument("--json", help="also write every run's measurements here")
+    ap.add_argument("--model-only", metavar="JSON", help="no builds: the cost model on the "
+                    "runs of an earlier --json")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--worker", nargs=3, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
         return worker(int(args.worker[0]), args.worker[1], args.worker[2])
+    if args.tile:
+        os.environ["L3AE_BENCH_TILE"] = str(args.tile)
+    runs = measure(args) if not args.model_only else json.load(open(args.model_only))
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump(runs, fh, indent=1)
+    cluster_runs = [r for r in runs if r["mode"] != "single" and "error" not in r]
+    if cluster_runs:
+        model(cluster_runs)
+    return 0
+
+
+def measure(args):
     catalog = _synth().catalog
     print("EASE λ=500, top-500, float32; synthetic catalogs (5n users); each run its own "
           "process; 2 cores, 24 GiB")
@@ -232,6 +265,7 @@ def main():
             base = None
             for mode in args.modes:
                 r = run_worker(n, mode, folder)
+                runs.append(r)
                 if "error" in r:
                     print(f"{n:>6} {mode:<7} error: {r['error']}", flush=True)
                     continue
@@ -240,38 +274,48 @@ def main():
                 ratio = r["wall"] / base if base else float("nan")
                 gf = n ** 3 / t["factorize"] / 1e9
                 moved = r.get("bytes_moved", 0.0) / 2 ** 30
-                same = agree(folder, mode) if mode != "single" and base else float("nan")
+                r["top20_vs_single"] = (agree(folder, mode) if mode != "single" and base
+                                        else float("nan"))
                 print(f"{n:>6} {mode:<7} {int(t.get('tile', 0)):>5} {int(t.get('tasks', 0)):>6} "
                       f"{r['wall']:>7.1f} {t['factorize']:>7.1f} {t['weights']:>7.1f} "
-                      f"{gf:>7.0f} {ratio:>8.2f} {moved:>9.2f} {same:>8.3f}", flush=True)
-                if mode != "single":
-                    runs.append(r)
-    if not runs:
-        return 0
-    rate = rates_from(runs)
-    print("\ncost model inputs (measured above): one-slot GFLOP/s "
-          + ", ".join(f"{k} {rate[k] / 1e9:.0f}" for k in KINDS if k in rate and k != "gram")
-          + f"; gram {rate['gram_s_per_elem'] * 1e9:.2f} ns/element; bandwidth "
-          f"{rate['bandwidth'] / 1e9:.2f} GB/s; scheduler {rate['task_s'] * 1e3:.2f} ms/task; "
-          f"submit {rate['submit_s'] * 1e3:.2f} ms/task; weights "
-          f"{rate['weights_s_per_elem_slot'] * 1e9:.2f} ns/element·slot")
-    print(f"{'n':>6} {'run':<7} {'measured s':>10} {'model s':>8} {'error':>6}")
+                      f"{gf:>7.0f} {ratio:>8.2f} {moved:>9.2f} {r['top20_vs_single']:>8.3f}",
+                      flush=True)
+    return runs
+
+
+def model(runs):
+    """The cost model checked against each measured cluster run (inputs: the runs of the same
+    worker shape, c threads a process), then its predictions from the one-thread-a-process
+    runs (workers started as `dask worker --nworkers C --nthreads 1`)."""
+    by_c = {}
     for r in runs:
-        K, c = map(int, r["mode"].split("x"))
-        pred = simulate(r["n"], int(r["timings"]["tile"]), K, c, rate)
-        print(f"{r['n']:>6} {r['mode']:<7} {r['wall']:>10.1f} {pred:>8.1f} "
-              f"{pred / r['wall'] - 1:>+6.0%}", flush=True)
-    print("\npredicted (workers of 32 cores; the best tile of 1024/2048/4096 whose graph has "
-          "at most 1.5M tasks):")
+        by_c.setdefault(int(r["mode"].split("x")[1]), []).append(r)
+    print(f"\ncost model: {'n':>6} {'run':<7} {'measured s':>10} {'model s':>8} {'error':>6}")
+    for c, rs in sorted(by_c.items()):
+        rate = rates_from(rs)
+        print(f"inputs ({c} thread(s) a worker): one-slot GFLOP/s "
+              + ", ".join(f"{k} {rate[k] / 1e9:.0f}" for k in KINDS if k in rate)
+              + f"; gram {rate['gram_s_per_elem'] * 1e9:.1f} ns/element; bandwidth "
+              f"{rate['bandwidth'] / 1e9:.2f} GB/s; scheduler {rate['task_s'] * 1e3:.2f} "
+              f"ms/task; submit {rate['submit_s'] * 1e3:.2f} ms/task; weights "
+              f"{rate['weights_s_per_elem_slot'] * 1e9:.1f} ns/element·slot")
+        for r in rs:
+            K, cc = map(int, r["mode"].split("x"))
+            pred = simulate(r["n"], int(r["timings"]["tile"]), K, cc, rate)
+            print(f"            {r['n']:>6} {r['mode']:<7} {r['wall']:>10.1f} {pred:>8.1f} "
+                  f"{pred / r['wall'] - 1:>+6.0%}", flush=True)
+    rate = rates_from(by_c.get(1) or runs)
+    print("\npredicted, machines of 32 cores each running 32 one-thread workers (10 Gbit/s "
+          "between any two; the best tile of 1024/2048/4096 whose graph has ≤ 1.5M tasks):")
     for n in (100_000, 495_000):
         for K in (4, 16, 64):
             cands = [T for T in (1024, 2048, 4096) if (-(-n // T)) ** 3 / 3 <= 1.5e6]
-            net = {T: simulate(n, T, K, 32, rate, bandwidth=1.25e9) for T in cands}
+            net = {T: simulate(n, T, 32 * K, 1, rate, bandwidth=1.25e9) for T in cands}
             T = min(net, key=net.get)
-            nt, t_net, t_loop = -(-n // T), net[T], simulate(n, T, K, 32, rate)
-            print(f"  n={n:>7} on {K:>2} × 32: tile {T} ({nt}² tiles), ≈ {t_net / 3600:.2f} h "
-                  f"at 10 Gbit/s ({t_loop / 3600:.2f} h at the loopback bandwidth)", flush=True)
-    return 0
+            work = n ** 3 / (32 * K * rate["update"])
+            print(f"  n={n:>7} on {K:>2} machines: tile {T} ({-(-n // T)}² tiles), "
+                  f"≈ {net[T] / 3600:.2f} h (the flops alone at the one-slot GEMM rate: "
+                  f"{work / 3600:.2f} h)", flush=True)
 
 
 if __name__ == "__main__":
