@@ -28,6 +28,7 @@ bandwidth: the measured loopback one, and 10 Gbit/s).
 import argparse
 import heapq
 import json
+from collections import deque
 import os
 import resource
 import subprocess
@@ -193,24 +194,28 @@ def simulate(n, T, K, c, rate, bandwidth=None, itemsize=4):
     ready = [i for i in range(len(tasks)) if waiting[i] == 0]  # by priority: submission order
     heapq.heapify(ready)
     free = [c] * K  # free slots per worker
-    events, now, sched, finished, rr = [], 0.0, 0.0, 0, 0
+    idle = deque(w for w in range(K) for _ in range(c))  # one entry per free slot (lazily)
+    events, now, sched, finished, nfree = [], 0.0, 0.0, 0, K * c
     while finished < len(tasks):
-        while ready and any(free):
+        while ready and nfree:
             i = heapq.heappop(ready)
             home = [where[k] for k in inputs[i] if free[where[k]]]
             if home:
                 w = max(set(home), key=home.count)  # most inputs local
             else:
-                while not free[rr % K]:
-                    rr += 1
-                w, rr = rr % K, rr + 1
+                w = idle.popleft()
+                while not free[w]:  # an entry of a slot taken since
+                    w = idle.popleft()
             free[w] -= 1
+            nfree -= 1
             sched = max(sched, now, i * rate["submit_s"]) + rate["task_s"]  # one at a time
             remote = sum(1 for k in inputs[i] if where[k] != w)
             where[i] = w
             heapq.heappush(events, (sched + remote * move + cost[i], i))
         now, i = heapq.heappop(events)
         free[where[i]] += 1
+        nfree += 1
+        idle.append(where[i])
         finished += 1
         for r in readers[i]:
             waiting[r] -= 1
@@ -299,9 +304,11 @@ def model(runs):
               f"{rate['bandwidth'] / 1e9:.2f} GB/s; scheduler {rate['task_s'] * 1e3:.2f} "
               f"ms/task; submit {rate['submit_s'] * 1e3:.2f} ms/task; weights "
               f"{rate['weights_s_per_elem_slot'] * 1e9:.1f} ns/element·slot")
-        for r in rs:
+        for r in rs:  # each run's own task times (its tile size), the shared overheads
             K, cc = map(int, r["mode"].split("x"))
-            pred = simulate(r["n"], int(r["timings"]["tile"]), K, cc, rate)
+            own = dict(rate, **{k: v for k, v in rates_from([r]).items()
+                                if k in KINDS or k == "gram_s_per_elem"})
+            pred = simulate(r["n"], int(r["timings"]["tile"]), K, cc, own)
             print(f"            {r['n']:>6} {r['mode']:<7} {r['wall']:>10.1f} {pred:>8.1f} "
                   f"{pred / r['wall'] - 1:>+6.0%}", flush=True)
     rate = rates_from(by_c.get(1) or runs)

@@ -267,3 +267,14 @@ def test_graph_reads_only_finished_keys_and_costs_n_cubed(nt):
                                                     for i in range(j, nt)}
     n = nt * T
     assert abs(flops - n ** 3) <= n * n * T
+
+
+def test_tile_alone_runs_the_tiled_solve_on_this_machine(tmp_path, ratings):
+    one, tiled = tmp_path / "one.h5", tmp_path / "tiled.h5"
+    for out, extra in ((one, []), (tiled, ["--tile", "48"])):
+        r = CliRunner().invoke(cli, ["build", "--interactions", str(ratings), "--model", "ease",
+                                     "--out", str(out), *extra])
+        assert r.exit_code == 0, r.output
+    assert "tile 48.00" in r.output
+    a, b = read_model(one)["B"], read_model(tiled)["B"]
+    assert (a != b).nnz == 0 or abs(a - b).max() <= 1e-5 * abs(a).max()
