@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 from conftest import random_problem, write_ratings
-from test_solve import ref_semantic, ref_weights
+from test_solve import ref_of
 
 from l3ae.cli import cli
 from l3ae.engine import solve_weights
@@ -51,12 +51,7 @@ CASES = [  # (name, kwargs of solve_weights, tile)
 @pytest.mark.parametrize("name,kw,T", CASES, ids=[c[0] for c in CASES])
 def test_cluster_equals_the_dense_reference(cluster, prob, name, kw, T):
     X, E = prob
-    pop = np.asarray(X.sum(axis=0)).ravel()
-    p = kw.get("dropout", 0.0)
-    lam = kw["reg_x"] + p / (1 - p) * pop
-    reg_e, xi = kw.get("reg_e", 0.0), kw.get("xi", 0.0)
-    C = ref_semantic(E, kw["reg_f"]) if reg_e else None
-    ref = ref_weights(X, lam, reg_e, None, C, xi, "equality" if xi == 0 else "inequality")
+    ref = ref_of(X, E, kw)
     got = solve_weights(X, E=E, dtype=np.float64, topk=0, cluster=cluster, tile=T, **kw)
     np.testing.assert_allclose(got.B, ref, atol=1e-9, rtol=1e-8)
     assert got.timings["tile"] == T

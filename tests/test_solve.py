@@ -45,6 +45,17 @@ def ref_weights(X, lam, reg_e=0.0, w=None, C=None, xi=0.0, constraint="equality"
     return B
 
 
+def ref_of(X, E, kw):
+    """The dense float64 reference B for keyword arguments of solve_weights (reg_x, dropout,
+    reg_e, reg_f, xi)."""
+    pop = np.asarray(X.sum(axis=0)).ravel()
+    p = kw.get("dropout", 0.0)
+    lam = kw["reg_x"] + p / (1 - p) * pop
+    reg_e, xi = kw.get("reg_e", 0.0), kw.get("xi", 0.0)
+    C = ref_semantic(E, kw["reg_f"]) if reg_e else None
+    return ref_weights(X, lam, reg_e, None, C, xi, "equality" if xi == 0 else "inequality")
+
+
 def kkt(X, B, lam, reg_e, w, C):
     """R = A B − G − λ_E W C: zero off the diagonal; diag(R) = −μ."""
     G = (X.T @ X).toarray()

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 from conftest import dense_ease, random_problem, write_ratings
-from test_solve import ref_semantic, ref_weights
+from test_solve import ref_of
 
 from l3ae.cli import cli
 from l3ae.engine import _kernels, memory, solve_weights, tiled
@@ -70,12 +70,7 @@ CASES = [  # (name, kwargs of solve_weights)
 @pytest.mark.parametrize("name,kw", CASES, ids=[c[0] for c in CASES])
 def test_tiled_equals_in_memory_equals_dense_reference(prob, tmp_path, name, kw):
     X, E = prob
-    pop = np.asarray(X.sum(axis=0)).ravel()
-    p = kw.get("dropout", 0.0)
-    lam = kw["reg_x"] + p / (1 - p) * pop
-    reg_e, xi = kw.get("reg_e", 0.0), kw.get("xi", 0.0)
-    C = ref_semantic(E, kw["reg_f"]) if reg_e else None
-    ref = ref_weights(X, lam, reg_e, None, C, xi, "equality" if xi == 0 else "inequality")
+    ref = ref_of(X, E, kw)
     mem = solve(X, E, tmp_path, **kw).B
     np.testing.assert_allclose(mem, ref, atol=1e-9, rtol=1e-8)
     for T in (1, 7, 16, 40, 64):  # tiny tiles, n = 53 a multiple of none; 64 > n: one tile

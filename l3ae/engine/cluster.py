@@ -75,7 +75,8 @@ class Cluster:
                                   "threads each), or a scheduler address tcp://host:8786")
             self.local = distributed.LocalCluster(
                 n_workers=int(m.group(1)), threads_per_worker=int(m.group(2) or 1),
-                processes=True, dashboard_address=None, silence_logs=logging.ERROR)
+                processes=True, dashboard_address=None, silence_logs=logging.ERROR,
+                scheduler_kwargs={"dashboard_address": ":0"})  # its HTTP routes: any free port
             self.client = distributed.Client(self.local)
         else:
             try:
