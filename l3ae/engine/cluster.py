@@ -82,8 +82,9 @@ class Cluster:
             try:
                 self.client = distributed.Client(self.address, timeout=timeout)
             except (OSError, TimeoutError) as exc:
-                raise ClusterError(f"cannot reach the Dask scheduler at {self.address}: "
-                                   f"{exc}") from None
+                why = " ".join(str(exc).split())
+                raise ClusterError(f"cannot reach the Dask scheduler at {self.address}"
+                                   + (f": {why}" if why else "")) from None
 
     def workers(self):
         """{address: (threads, memory_limit bytes)} of the workers now."""
