@@ -132,7 +132,7 @@ def solver_session(cluster=None, tile=None, **single):
     """The run-time options of the solve for one command, as keyword arguments of
     :func:`l3ae.engine.solve.solve_weights`. ``cluster`` (an address, or "local:N") is connected
     for the length of the ``with``; it runs the solve alone, so options of one machine's
-    out-of-core solve (``single``: max_memory, resume) given beside it are refused."""
+    out-of-core solve (``single``: max_memory, resume, workdir) given beside it are refused."""
     single = {k: v for k, v in single.items() if v}
     if cluster is None:
         yield dict(single, **({"tile": tile} if tile else {}))
