@@ -128,7 +128,7 @@ def ratings(tmp_path):
     return write_ratings(tmp_path / "r.csv", users=300, items=160, per_user=12, seed=5)
 
 
-def _scheduler(tmp_path):
+def _scheduler(tmp_path, worker=True):
     """`dask scheduler` and one `dask worker` (1 thread) as subprocesses; (address, procs)."""
     sched_file = tmp_path / "scheduler.json"
     s = subprocess.Popen([BIN + "dask", "scheduler", "--scheduler-file", str(sched_file),
@@ -139,6 +139,8 @@ def _scheduler(tmp_path):
             break
         time.sleep(0.1)
     address = json.loads(sched_file.read_text())["address"]
+    if not worker:
+        return address, s, None
     w = subprocess.Popen([BIN + "dask", "worker", address, "--nthreads", "1", "--no-dashboard",
                           "--memory-limit", "1GiB"], stdout=subprocess.DEVNULL,
                          stderr=subprocess.DEVNULL)
@@ -181,6 +183,19 @@ def test_dask_cli_cluster_builds_the_same_model_and_losing_it_exits_1(tmp_path, 
         for proc in (worker, sched):
             proc.kill()
             proc.wait()
+
+
+def test_a_scheduler_without_workers_is_waited_for_then_named(tmp_path):
+    address, sched, _ = _scheduler(tmp_path, worker=False)
+    try:
+        with Cluster(address) as c:
+            t = time.perf_counter()
+            with pytest.raises(ClusterError, match="has no workers.*dask worker"):
+                c.workers(wait=2)
+            assert time.perf_counter() - t >= 1.5
+    finally:
+        sched.kill()
+        sched.wait()
 
 
 def test_an_unreachable_scheduler_exits_1_naming_it(tmp_path, ratings):

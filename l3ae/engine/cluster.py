@@ -86,9 +86,18 @@ class Cluster:
                 raise ClusterError(f"cannot reach the Dask scheduler at {self.address}"
                                    + (f": {why}" if why else "")) from None
 
-    def workers(self):
-        """{address: (threads, memory_limit bytes)} of the workers now."""
+    def workers(self, wait=60):
+        """{address: (threads, memory_limit bytes)} of the workers, waiting up to ``wait``
+        seconds for a first one (workers started beside the command take a moment to join)."""
         info = self.client.scheduler_info()["workers"]
+        if not info:
+            try:
+                self.client.wait_for_workers(1, timeout=wait)
+            except TimeoutError:
+                raise ClusterError(f"the Dask scheduler at {self.address} has no workers "
+                                   f"(waited {wait} s): start `dask worker {self.address}`"
+                                   ) from None
+            info = self.client.scheduler_info()["workers"]
         return {a: (w["nthreads"], w.get("memory_limit") or 0) for a, w in info.items()}
 
     def lost(self, exc):
@@ -362,8 +371,6 @@ def cluster_inverse(cluster, X, a, *, dtype, tile=None, E=None, collective=0.0, 
     dtype = np.dtype(dtype)
     with cluster.guard():
         workers = cluster.workers()
-    if not workers:
-        raise ClusterError(f"the Dask scheduler at {cluster.address} has no workers")
     T = int(tile) if tile else choose_tile(n, workers, dtype.itemsize)
     nt = -(-n // T)
     a_pad = np.ones(nt * T)
