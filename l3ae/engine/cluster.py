@@ -3,7 +3,7 @@
 The tile tasks of :mod:`l3ae.engine.tiled` (the pure functions of :mod:`l3ae.engine.blas`),
 submitted one per tile to a Dask scheduler instead of run one strip at a time:
 
-    A_ij   = gram tile of X (scattered once to every worker) [+ α² E_i E_jᵀ] + Dg(a) on i = j
+    A_ij   = gram tile of X (sent once, fetched once by each worker) [+ α² E_i E_jᵀ] + Dg(a)
     L_ij   = A_ij − Σ_{k<j} L_ik L_jkᵀ, k ascending (syrk on i = j, gemm below), then
              potrf (i = j) or trsm by L_jj                                  (left-looking order)
     Y_i    = P_ii L_ij + Σ_{i'>i} P_i'iᵀ L_i'j + Σ_{k=i−1…j+1} P_ik L_kj   (i > j, symm_strip's
@@ -21,7 +21,9 @@ critical path is O(nt) tile steps for the factor and O(nt log nt) for the invers
 Tiles live in the workers' memory (Dask spills them to the workers' local disks under
 pressure). A worker lost mid-build costs what it held, which the scheduler recomputes from
 lineage (the client keeps futures of P's tiles, so their whole history stays known to the
-scheduler). Tasks never modify their inputs: a recomputation sees what the first run saw. One
+scheduler; X and the other inputs are tasks that return them, not scattered data, so they too
+are made again when their last holder dies). Tasks never modify their inputs: a recomputation
+sees what the first run saw. One
 BLAS thread per task: Dask's nanny starts workers with OMP/OPENBLAS/MKL_NUM_THREADS = 1, and
 the Gram task sets numba's threads to 1.
 
@@ -37,6 +39,7 @@ import re
 import threading
 import time
 import uuid
+import warnings
 from contextlib import contextmanager
 
 import numpy as np
@@ -254,6 +257,20 @@ def _b_rows(parts, n, T, r0, rows, g, L_rows, V, alpha, diag_b, ks):
         return prune_block(blk, r0, ks)
 
 
+def _value(x):
+    return x
+
+
+def _put(client, obj, name):
+    """``obj`` on the cluster as the result of a task that returns it: the scheduler keeps the
+    task, so a copy lost with a worker is made again (scattered data would be gone for good
+    once the last worker holding it dies, and every tile's lineage starts from X)."""
+    with warnings.catch_warnings():  # "large object in the task graph": that is the point
+        warnings.simplefilter("ignore", UserWarning)
+        return client.submit(_value, obj, key=f"l3ae-{name}-{uuid.uuid4().hex[:12]}",
+                             pure=False)
+
+
 # -- the graph -------------------------------------------------------------------------------
 def graph(nt, T, d=0):
     """The tasks of the exact solve on nt × nt tiles of size T, in submission order (the
@@ -382,7 +399,7 @@ def cluster_inverse(cluster, X, a, *, dtype, tile=None, E=None, collective=0.0, 
     t0 = time.perf_counter()
     token = uuid.uuid4().hex[:8]
     with cluster.guard():  # X once to every worker; the ids only name a failing item
-        [Xs, ids] = client.scatter([_csr_csc(X), item_ids], broadcast=True, hash=False)
+        Xs, ids = _put(client, _csr_csc(X), "X"), _put(client, item_ids, "ids")
     from distributed import as_completed
 
     uses, live, pending, flops = _uses(nt, T), {}, as_completed(), {}
@@ -452,7 +469,7 @@ class ClusterP:
         Rp = np.zeros((self.nt * T, R.shape[1]), self.dtype)
         Rp[:n] = R
         with self.cluster.guard():
-            blocks = c.scatter([Rp[k * T:(k + 1) * T] for k in range(self.nt)], hash=False)
+            blocks = [_put(c, Rp[k * T:(k + 1) * T], "R") for k in range(self.nt)]
         out = self._gather([c.submit(_matmul_rows, self._row(I), blocks, n, T, pure=False)
                             for I in range(self.nt)])
         return np.concatenate(out)[:n]
@@ -467,8 +484,7 @@ class ClusterP:
         g, V, L, diag_b, alpha = args["g"], args["V"], args["L"], args["diag_b"], args["alpha"]
         step = self.rows_per_task or max(1, min(T, (256 << 20) // (n * self.dtype.itemsize)))
         with self.cluster.guard():
-            [g_f] = c.scatter([g], broadcast=True, hash=False)
-            V_f = c.scatter([V], broadcast=True, hash=False)[0] if V is not None else None
+            g_f, V_f = _put(c, g, "g"), (_put(c, V, "V") if V is not None else None)
         rows = {}
         for I in range(self.nt):
             row = self._row(I)
