@@ -404,13 +404,15 @@ def cluster_inverse(cluster, X, a, *, dtype, tile=None, E=None, collective=0.0, 
 
     uses, live, pending, flops = _uses(nt, T), {}, as_completed(), {}
     d = E.shape[1] if collective else 0
+    def rows_of_E(r):
+        return E_pad[r * T:(r + 1) * T] if collective else None
+
     for key, op, inputs, f, prm in graph(nt, T, d):
         args = [None if k is None else live[k] for k in inputs]
         if op == "gram":
             i, j = prm["i"], prm["j"]
-            blk = (lambda r: E_pad[r * T:(r + 1) * T]) if collective else (lambda r: None)
-            fn, args = _gram_tile, [Xs, i, j, T, dtype, a_pad[j * T:(j + 1) * T], blk(i),
-                                    blk(j), collective]
+            fn, args = _gram_tile, [Xs, i, j, T, dtype, a_pad[j * T:(j + 1) * T], rows_of_E(i),
+                                    rows_of_E(j), collective]
         else:
             fn = OPS[op]
             args += ([prm["diagonal"]] if op == "update" else [prm["transposed"]] if op == "y"

@@ -126,30 +126,27 @@ def factorize(X, *, reg_x, reg_e=0.0, w=None, dropout=0.0, E=None, collective=0.
     w = _pull(w, n)
     if collective and E is None:
         raise ConfigError("the collective baseline needs item embeddings (E)")
-    if cluster is not None:
-        from l3ae.engine.cluster import cluster_inverse  # dask is an optional extra
-
-        diag_g = np.asarray((X != 0).sum(axis=0), dtype=np.float64).ravel()
-        a = _total_ridge(reg_x, reg_e, w, dropout, diag_g, item_ids)
-        P = cluster_inverse(cluster, X, a, dtype=dtype, tile=tile, E=E, collective=collective,
-                            item_ids=item_ids, progress=progress)
-        return Inverse(P, a, diag_g, dict(P.timings))
-    if tile is None and n > memory.LAPACK_MAX_N:
+    if cluster is None and tile is None and n > memory.LAPACK_MAX_N:
         # one LAPACK call on n > LAPACK_MAX_N is unsafe: tiles instead
         tile = min(memory.LAPACK_MAX_N, 8192)
-    if tile is not None and tile_path is None:
-        # tiles in a temporary file, which the caller removes with ``inv.P.remove()``
-        # (solve_weights and tune.sweep do)
-        fd, name = tempfile.mkstemp(suffix=".tiles.h5")
-        os.close(fd)
-        os.unlink(name)
-        tile_path = Path(name)
-    if tile is not None:  # out of core: A's tile columns come straight from X
+    if cluster is not None or tile is not None:  # tiles: A's come straight from X
         diag_g = np.asarray((X != 0).sum(axis=0), dtype=np.float64).ravel()
         a = _total_ridge(reg_x, reg_e, w, dropout, diag_g, item_ids)
-        P = tiled.tiled_inverse(X, a, dtype=dtype, path=tile_path, tile=tile, resume=resume,
-                                E=E, collective=collective, item_ids=item_ids,
-                                progress=progress, on_checkpoint=on_checkpoint)
+        if cluster is not None:
+            from l3ae.engine.cluster import cluster_inverse  # dask is an optional extra
+
+            P = cluster_inverse(cluster, X, a, dtype=dtype, tile=tile, E=E,
+                                collective=collective, item_ids=item_ids, progress=progress)
+        else:
+            if tile_path is None:  # a temporary file; the caller removes it (inv.P.remove())
+                fd, name = tempfile.mkstemp(suffix=".tiles.h5")
+                os.close(fd)
+                os.unlink(name)
+                tile_path = Path(name)
+            P = tiled.tiled_inverse(X, a, dtype=dtype, path=tile_path, tile=tile,
+                                    resume=resume, E=E, collective=collective,
+                                    item_ids=item_ids, progress=progress,
+                                    on_checkpoint=on_checkpoint)
         return Inverse(P, a, diag_g, dict(P.timings))
     report = progress or ignore
     A = gram(X, dtype=dtype, lower_only=True)
@@ -358,11 +355,11 @@ def solve_weights(X, *, reg_x, reg_e=0.0, w=None, dropout=0.0, xi=0.0, constrain
                                    budgets=budgets, overwrite=not topk, block=block,
                                    progress=progress, keep_pwe=keep_pwe)
     except BaseException:
-        if tile_path is not None or cluster is not None:
+        if not isinstance(inv.P, np.ndarray):
             inv.P.close()  # a tile file is kept: --resume goes straight to the weights
         raise
     timings = dict(inv.timings)
-    if tile_path is not None or cluster is not None:
+    if not isinstance(inv.P, np.ndarray):  # tiles in a file or on a cluster's workers
         timings.update(inv.P.timings)
         inv.P.remove()
     timings["semantic"] = timings.get("semantic", 0.0) + out.timings["semantic"]
