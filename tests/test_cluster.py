@@ -117,6 +117,11 @@ def test_not_positive_definite_on_a_worker_names_the_item(cluster, prob):
         cluster_inverse(cluster, X, a, dtype=np.float64, tile=8, item_ids=ids)
 
 
+def test_local_n_x_c_starts_n_processes_of_c_threads():
+    with Cluster("local:1x2") as c:
+        assert list(c.workers().values())[0][0] == 2 and len(c.workers()) == 1
+
+
 def test_choose_tile_fills_the_slots_within_memory():
     workers = {"a": (2, 4 << 30), "b": (2, 4 << 30)}
     T = choose_tile(100_000, workers)
@@ -216,6 +221,8 @@ def test_an_unreachable_scheduler_exits_1_naming_it(tmp_path, ratings):
     (["--cluster", "local:0"], "local:N"),
     (["--cluster", "local:1", "--max-memory", "1G"], "--max-memory"),
     (["--cluster", "local:1", "--resume"], "--resume"),
+    (["--cluster", "local:1", "--workdir", "."], "--workdir"),
+    (["--cluster", "local:2x0"], "local:NxC"),
 ])
 def test_cluster_flags_refused(tmp_path, ratings, extra, needle):
     r = CliRunner().invoke(cli, ["build", "--interactions", str(ratings), "--model", "ease",
