@@ -76,6 +76,15 @@ class Data:
                                self.embedding_col)
 
 
+def sequences_of(source):
+    """A source's events in time order (indptr, items) (sequence files), else None."""
+    if not getattr(source, "ordered", False):
+        return None
+    from l3ae.engine.sequences import from_events
+
+    return from_events(source.users, source.items, len(source.user_ids))
+
+
 def full_matrix(source):
     """(X (m, n) CSR of every interaction, item_ids) of a source."""
     from l3ae.io.dataset_dir import DatasetDir
@@ -172,7 +181,8 @@ def build(data: Data, cfg: Config, out, foldable=False, progress=None, quiet=Fal
             if cluster is None:
                 run["workdir"] = workdir
             rec = Recommender(cfg).fit(X, E, item_ids=item_ids, progress=progress,
-                                       foldable=foldable, tile_name=out.name, **run)
+                                       foldable=foldable, tile_name=out.name,
+                                       sequences=sequences_of(source), **run)
     except (KeyboardInterrupt, OSError, MemoryError):
         if tile_file.exists():
             warn(f"\nthe tile file {tile_file} is kept: rerun the same command with --resume "
@@ -259,14 +269,16 @@ def evaluate_split(split: Split, cfg: Config, E=None, item_ids=None, ks=None, pr
     Returns {"validation": {group: {"recall@K" (loo: "hr@K"): …, "ndcg@K": …, "users": …}},
     "test": …, "timings": …, "config": …, "data": …}.
     """
-    def fit(X):
-        return Recommender(cfg).fit(X, E, item_ids=item_ids, progress=progress, **solver)
+    def fit(X, which):
+        seqs = (split.sequences or {}).get(which)
+        return Recommender(cfg).fit(X, E, item_ids=item_ids, progress=progress,
+                                    sequences=seqs, **solver)
 
-    rec = fit(split.train)
+    rec = fit(split.train, "train")
     timings = dict(rec.timings_)
     weights = None
     if refit:
-        again = fit(split.known)
+        again = fit(split.known, "known")
         weights = {"test": again.B_}
         timings["refit"] = again.timings_["total"]
     t = time.perf_counter()
@@ -323,7 +335,8 @@ def tune(data: Data, base: Config, grids=(), n_random=0, metric=None, regime=Non
     ks = (int(metric.split("@")[1]),)
     with solver_session(cluster, tile) as run:
         results = tuning.sweep(configs, split.train, tuning.validation_scorer(split, ks), E,
-                               progress=progress, solver=run)
+                               progress=progress, solver=run,
+                               sequences=(split.sequences or {}).get("train"))
     top = tuning.best(results, metric)
     if out:
         with atomic_open(out) as fh:

@@ -22,6 +22,7 @@ import scipy.sparse as sp
 
 from l3ae.engine.metrics import ranking_metrics
 from l3ae.engine.score import topn
+from l3ae.engine.sequences import from_events
 from l3ae.errors import ConfigError
 from l3ae.io.readers import latest_matrix, to_csr
 
@@ -37,6 +38,8 @@ class Split:
     protocol (loo), or None for the 20% most popular items by train count.
     ages : {"validation"|"test": (m, n) CSR} on the pattern of that target's history, 1 + the
     item's age (0 = the most recent) when histories are ordered (loo); else None.
+    sequences : {"train"|"known": (indptr, items)}, those events in time order (loo), for
+    order-aware models; else None.
     """
 
     train: sp.csr_matrix
@@ -46,6 +49,7 @@ class Split:
     protocol: str = "random"
     head: np.ndarray | None = None
     ages: dict | None = None
+    sequences: dict | None = None
 
     @property
     def ks(self):
@@ -129,7 +133,9 @@ def loo_split(inter, head_fraction=0.2) -> Split:
     freq = np.bincount(items, minlength=n)
     head = np.zeros(n, bool)
     head[np.argsort(-freq, kind="stable")[:int(n * head_fraction)]] = True
-    return Split(train, validation, test, protocol="loo", head=head, ages=ages)
+    seqs = {"train": from_events(users[parts[0]], items[parts[0]], m),
+            "known": from_events(users[back >= 1], items[back >= 1], m)}
+    return Split(train, validation, test, protocol="loo", head=head, ages=ages, sequences=seqs)
 
 
 def _ages(users, items, age, shape):
@@ -186,8 +192,9 @@ def apply_regime(split: Split, train_fraction=1.0, cold_items=0.0, seed=0) -> Sp
         train = _keep_fraction(train, train_fraction, seed + 104729)
     train = to_csr(*sp.coo_matrix(train).nonzero(), train.shape) if train is not split.train \
         else train
-    ages = split.ages if train is split.train else None  # a thinned train has other ages
-    return Split(train, split.validation, split.test, cold, split.protocol, split.head, ages)
+    same = train is split.train  # a thinned train has other ages and sequences
+    return Split(train, split.validation, split.test, cold, split.protocol, split.head,
+                 split.ages if same else None, split.sequences if same else None)
 
 
 def score(B, split: Split, ks=None, which=("validation", "test"), weights=None, recency=1.0):

@@ -37,9 +37,13 @@ class Recommender:
     def get_params(self):
         return self.config.to_dict()
 
-    def fit(self, X, E=None, item_ids=None, progress=None, foldable=False, **solver):
+    def fit(self, X, E=None, item_ids=None, progress=None, foldable=False, sequences=None,
+            **solver):
         """Learn B from X (m, n) binary CSR and, for text-aware presets, E (n, d) embeddings.
 
+        sequences : X's events in time order, (indptr (m+1,), items) int64 (user u's events,
+        oldest first: items[indptr[u]:indptr[u+1]]; :func:`l3ae.engine.sequences.from_events`),
+        which the order-aware ``slist`` learns from.
         foldable : also keep ``fold_``, the state :meth:`add_items` needs (saved with the model).
         solver : run-time options passed to :func:`l3ae.engine.solve.solve_weights`.
         """
@@ -51,7 +55,8 @@ class Recommender:
         n = X.shape[1]
         self.item_ids_ = list(item_ids) if item_ids is not None else [str(i) for i in range(n)]
         self.popularity_ = np.asarray(X.sum(axis=0)).ravel().astype(np.int64)
-        w = fit_weights(self.config_, X, E, item_ids=self.item_ids_, progress=progress, **solver)
+        w = fit_weights(self.config_, X, E, item_ids=self.item_ids_, progress=progress,
+                        sequences=sequences, **solver)
         self.B_, self.diag_, self.timings_ = w.B, w.diag, w.timings
         self.checksum_ = input_checksum(X, self.item_ids_)
         self.fold_ = (foldin.fold_state(self.config_, E, w.pwe, self.popularity_)

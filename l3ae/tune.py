@@ -6,7 +6,7 @@ RLAE/additive at λ, L3AE at λ_X + λ_E = λ for any λ_E, ξ, λ_F — shares 
 are grouped by a and each P is computed once and dropped. Phase 1 is cheap (O(n d²)) and redone.
 
 Grids name Config fields (``reg_x``, ``reg_e``, ``reg_f``, ``dropout``, ``xi``, ``alpha``,
-``pull_power``, ``recency``, ``debias``) or ``total`` (= λ_X + λ_E: sets reg_x = total − reg_e), which is the
+``pull_power``, ``recency``, ``debias``; slist's ``window``, ``decay``) or ``total`` (= λ_X + λ_E: sets reg_x = total − reg_e), which is the
 parametrization that makes L3AE sweeps reuse P.
 """
 
@@ -18,7 +18,7 @@ import time
 import numpy as np
 
 from l3ae.engine.models import (Config, active_items, check_solver, debias_columns, expand,
-                                row_budgets_of, solved_terms, terms)
+                                row_budgets_of, solve_inputs, solved_terms, terms)
 from l3ae.engine.score import topn
 from l3ae.engine.solve import factorize, text_weights, weights_from_inverse
 from l3ae.errors import ConfigError
@@ -36,25 +36,35 @@ GRIDS = {
     "text": {"reg_f": [0.1, 1.0, 10.0, 100.0]},
     "collective": {"reg_x": TOTALS, "alpha": [0.3, 1.0, 3.0]},
     "additive": {"reg_x": TOTALS, "alpha": [0.05, 0.2, 0.5], "reg_f": [1.0, 10.0]},
+    # every (α, window, decay) is a factorization of its own; ξ, recency and debias share it
+    "slist": {"reg_x": [30.0, 100.0], "alpha": [0.2, 0.5, 0.8], "decay": [0.3, 0.6],
+              "xi": [0.0, 0.1], "recency": [1.0, 0.7]},
 }
 # log-uniform ranges for random search
 RANGES = {"reg_x": (3.0, 3000.0), "total": (3.0, 3000.0), "reg_e": (3.0, 10000.0),
           "reg_f": (0.03, 300.0), "dropout": (0.05, 0.7), "xi": (0.01, 0.8),
-          "alpha": (0.01, 3.0), "pull_power": (0.1, 1.0), "recency": (0.3, 1.0), "debias": (0.05, 1.0)}
+          "alpha": (0.01, 3.0), "pull_power": (0.1, 1.0), "recency": (0.3, 1.0), "debias": (0.05, 1.0),
+          "decay": (0.1, 1.0)}
+
+
+def _grid_value(v):
+    v = v.strip()
+    try:
+        return float(v)
+    except ValueError:
+        return v  # a word (targets=next,following; pull=adaptive): the Config checks it
 
 
 def parse_grid(specs):
-    """["reg_x=100,300", "xi=0.1"] -> {"reg_x": [100.0, 300.0], "xi": [0.1]}."""
+    """["reg_x=100,300", "xi=0.1", "targets=next"] -> {"reg_x": [100.0, 300.0], "xi": [0.1],
+    "targets": ["next"]}."""
     grid = {}
     for spec in specs:
         name, sep, values = spec.partition("=")
         name = name.strip().replace("-", "_")
         if not sep or not values.strip():
             raise ConfigError(f"--grid takes NAME=V1,V2,…, got {spec!r}")
-        try:
-            grid[name] = [float(v) for v in values.split(",")]
-        except ValueError:
-            raise ConfigError(f"--grid {spec!r}: values must be numbers") from None
+        grid[name] = [_grid_value(v) for v in values.split(",")]
     return grid
 
 
@@ -91,8 +101,8 @@ def random_configs(base: Config, names, count, seed=0) -> list:
         point = {}
         for n in names:
             lo, hi = RANGES[n]
-            if n == "alpha" and base.form == "additive":
-                hi = 1.0  # the additive fusion's weight is a share
+            if n == "alpha" and base.form in ("additive", "slist"):
+                hi = 1.0  # a share
             point[n] = float(np.exp(rng.uniform(np.log(lo), np.log(hi))))
         out.append(_config(base, point))
     return out
@@ -118,7 +128,7 @@ def _solved(cfg):
     return cfg.replace(recency=1.0, debias=0.0)
 
 
-def sweep(configs, train, score, E=None, progress=None, solver=None):
+def sweep(configs, train, score, E=None, progress=None, solver=None, sequences=None):
     """Fit every config on ``train`` (m, n) CSR and ``score(B, config) -> dict`` it.
 
     Returns [{"config", "metrics", "seconds", "shared"}] in the order given; ``shared`` is True
@@ -126,7 +136,8 @@ def sweep(configs, train, score, E=None, progress=None, solver=None):
     debias share B itself. A config the solver refuses (e.g. a total ridge <= 0 for
     some item) gets ``metrics=None`` and its reason in ``error``.
     solver : run-time options of the factorizations (``cluster``, ``tile``: see
-    :func:`l3ae.engine.solve.factorize`).
+    :func:`l3ae.engine.solve.factorize`). sequences : train's events in time order (indptr,
+    items), for the order-aware slist (:func:`l3ae.engine.models.solve_inputs`).
     """
     popularity = np.asarray(train.sum(axis=0)).ravel()
     if E is None and any(c.needs_text for c in configs):
@@ -149,7 +160,8 @@ def sweep(configs, train, score, E=None, progress=None, solver=None):
                 if last[0] == _solved(cfg):
                     B = last[1]
                 else:
-                    B, inv = _weights(cfg, train, popularity, E, inv, solver or {})
+                    B, inv = _weights(cfg, train, popularity, E, inv, solver or {},
+                                      sequences)
                     last = (_solved(cfg), B)
                 metrics = score(debias_columns(B, popularity, cfg.debias), cfg)
                 results[i] = {"config": cfg, "metrics": metrics,
@@ -174,7 +186,7 @@ def _factorization(cfg, popularity):
     return (cfg.dtype, active is None) + terms(cfg, popularity).key()
 
 
-def _weights(cfg, train, popularity, E, inv, solver):
+def _weights(cfg, train, popularity, E, inv, solver, sequences=None):
     """(B (n, n) before debias, the factorization it used): ``inv`` when given, else a new one
     on the items the config solves (:func:`l3ae.engine.models.active_items`)."""
     dtype = np.dtype(cfg.dtype)
@@ -184,8 +196,9 @@ def _weights(cfg, train, popularity, E, inv, solver):
                             budgets=row_budgets_of(cfg, popularity)).B, None
     active, t = solved_terms(cfg, popularity)
     if inv is None:
-        inv = factorize(train if active is None else train[:, active], **t.factor(), E=Ed,
-                        dtype=dtype, **solver)
+        X, N = solve_inputs(cfg, train, sequences, active)
+        inv = factorize(X, **t.factor(), E=Ed, dtype=dtype, **solver)
+        inv.transition = N
     B = weights_from_inverse(inv, **t.weights(), E=Ed, topk=cfg.topk,
                              budgets=row_budgets_of(cfg, popularity, active)).B
     return (B if active is None else expand(B, active, train.shape[1])), inv

@@ -230,8 +230,11 @@ CASES = [
      "--xi 0.4: the bound ξ on diag(B) does not enter model 'text' (B = C, phase 1 alone); "
      "drop it"),
     ("knob-alpha-of-ease", {}, EASE + ["{tmp}/r.csv", "--alpha", "0.5"],
-     "--alpha 0.5: the fusion weight α does not enter model 'ease'; drop it (or use --model "
-     "collective or additive)"),
+     "--alpha 0.5: the weight α of the fusions and of slist does not enter model 'ease'; "
+     "drop it (or use --model collective, additive or slist)"),
+    ("knob-window-of-ease", {}, EASE + ["{tmp}/r.csv", "--window", "3"],
+     "--window 3: the prefix window of slist's transitions does not enter model 'ease'; "
+     "drop it (or use --model slist)"),
     ("knob-pull-power-of-uniform-pull", {}, L3AE + ["{tmp}/e.h5", "--pull-power", "0.3"],
      "--pull-power 0.3: the exponent of the adaptive pull does not enter model 'l3ae'; drop "
      "it (or add --pull adaptive)"),

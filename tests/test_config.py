@@ -12,13 +12,19 @@ from l3ae.errors import ConfigError
 from l3ae.io.model_file import read_model
 from l3ae.model import Recommender
 
-PROBES = {"reg_x": 7.0, "dropout": 0.45, "xi": 0.01, "reg_e": 5.0, "alpha": 0.5,
-          "pull": "adaptive", "pull_power": 0.9, "reg_f": 0.4, "budget": 0.9}
+PROBES = {"reg_x": 7.0, "dropout": 0.45, "xi": 0.01, "reg_e": 5.0, "alpha": 0.3,
+          "pull": "adaptive", "pull_power": 0.9, "reg_f": 0.4, "budget": 0.9, "window": 2,
+          "decay": 0.8, "targets": "following"}
 
 
 @pytest.fixture(scope="module")
 def data():
-    return random_problem(m=150, n=30, d=6, density=0.2, seed=3)
+    """X, E and X's events in a random order per user (what slist learns from)."""
+    X, E = random_problem(m=150, n=30, d=6, density=0.2, seed=3)
+    rng = np.random.default_rng(0)
+    items = np.concatenate([rng.permutation(X.indices[X.indptr[u]:X.indptr[u + 1]])
+                            for u in range(X.shape[0])])
+    return X, E, (X.indptr.astype(np.int64), items.astype(np.int64))
 
 
 def shifted(cfg, knob):
@@ -32,7 +38,7 @@ def shifted(cfg, knob):
 @pytest.mark.parametrize("preset", list(PRESETS))
 @pytest.mark.parametrize("knob", list(KNOBS))
 def test_every_knob_is_honoured_or_refused(data, preset, knob):
-    X, E = data
+    X, E, seqs = data
     # a positive λ_X keeps a = Λ + λ_E·w > 0 under every probe (the adaptive pull lowers w)
     kw = dict(topk=0, dtype="float64", **({} if preset == "text" else {"reg_x": 50.0}))
     base = Config.from_preset(preset, **kw)
@@ -44,8 +50,8 @@ def test_every_knob_is_honoured_or_refused(data, preset, knob):
         assert not KNOBS[knob][1](base.replace(**{knob: value}).resolve(strict=()))
         return
     assert getattr(cfg, knob) == value  # recorded as given
-    B0 = fit_weights(base, X, E).B
-    B1 = fit_weights(cfg, X, E).B
+    B0 = fit_weights(base, X, E, sequences=seqs).B
+    B1 = fit_weights(cfg, X, E, sequences=seqs).B
     assert np.abs(B1 - B0).max() > 1e-6 * np.abs(B0).max(), f"{knob} left B unchanged"
 
 
@@ -69,7 +75,7 @@ def test_resolved_config_keeps_only_what_enters():
 
 def test_old_model_files_with_every_knob_still_load(data, tmp_path):
     """Files written before the table recorded reg_f = 1.0 for text-free models: read, reset."""
-    X, _ = data
+    X, _, _ = data
     Recommender("ease", reg_x=20.0).fit(X).save(tmp_path / "m.h5")
     import h5py
 
@@ -83,7 +89,7 @@ def test_old_model_files_with_every_knob_still_load(data, tmp_path):
 
 
 def test_recommender_takes_and_keeps_a_config(data):
-    X, E = data
+    X, E, _ = data
     cfg = Config.from_preset("rdlae", reg_x=20.0, topk=0, dtype="float64")
     a = Recommender(cfg).fit(X)
     b = Recommender("rdlae", reg_x=20.0, topk=0, dtype="float64").fit(X)
@@ -101,7 +107,7 @@ def test_config_files_of_older_versions_still_work(data, tmp_path):
 
     from l3ae.cli import cli
 
-    X, _ = data
+    X, _, _ = data
     rows = ["user_id,item_id"] + [f"u{u},i{i}" for u, i in zip(*X.nonzero())]
     (tmp_path / "r.csv").write_text("\n".join(rows) + "\n")
     old = dict(Config.from_preset("ease", reg_x=20.0).to_dict(), reg_f=1.0, pull_power=0.5)
@@ -161,7 +167,7 @@ def test_old_files_recorded_an_ignored_reg_e_for_every_preset():
 
 
 def test_additive_at_alpha_one_is_c_alone(data):
-    X, E = data
+    X, E, _ = data
     cfg = Config.from_preset("additive", alpha=1.0, reg_f=0.7, topk=0, dtype="float64")
     assert cfg.reg_x == 0 and cfg.c_alone  # the preset's λ_X no longer enters: reset
     text = Config.from_preset("text", reg_f=0.7, topk=0, dtype="float64")

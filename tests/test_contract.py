@@ -36,7 +36,9 @@ def checkerboard(blocks=3, size=6, users_per_block=8, seed=0):
 def test_contract(model, tmp_path):
     X, E, withheld = checkerboard()
     kw = dict(OVERRIDES.get(model, {}))
-    rec = Recommender(model, topk=8, dtype="float32", **kw).fit(X, E.astype(np.float32))
+    seqs = (X.indptr.astype(np.int64), X.indices.astype(np.int64))  # slist's: items in order
+    rec = Recommender(model, topk=8, dtype="float32", **kw).fit(X, E.astype(np.float32),
+                                                                 sequences=seqs)
     top, scores = rec.recommend(X, N=3)
     # the withheld item of the user's own block comes first
     np.testing.assert_array_equal(top[:, 0], withheld)

@@ -57,8 +57,15 @@ def model_options(f):
         click.option("--pull", type=click.Choice(["uniform", "adaptive"]),
                      help="w: uniform, or adaptive (tail items lean more on text)."),
         click.option("--pull-power", type=float, help="Exponent of the adaptive pull (with --pull adaptive)."),
-        click.option("--alpha", type=float, help="α of the collective/additive fusion baselines (only "
-                     "those two)."),
+        click.option("--alpha", type=float, help="α of the collective/additive fusion baselines; "
+                     "of slist, the weight of the similarity side α||X − XB||² against the "
+                     "transitions' (1−α)||T − SB||² (1: SLIS, 0: SLIT)."),
+        click.option("--window", type=click.IntRange(min=1), help="slist: a prefix holds its "
+                     "last W events (and --targets following the next W)."),
+        click.option("--decay", type=float, help="slist: an event k steps before the end of "
+                     "its prefix (or the k-th after it, in T) weighs decay^k."),
+        click.option("--targets", type=click.Choice(["next", "following"]), help="slist: what "
+                     "a prefix predicts: the next event, or the following --window events."),
         click.option("--topk", type=int, help="Keep the k strongest weights per item (0: dense). "
                      "Default 500."),
         click.option("--budget", type=float, help="How --topk is shared out: item i keeps "

@@ -6,10 +6,11 @@ from numba import njit, prange
 
 
 @njit(parallel=True, cache=True, nogil=True)
-def gram_lower(indptr, indices, cptr, cidx, row0, out):
+def gram_lower(indptr, indices, data, cptr, cidx, cdata, row0, out):
     """Lower triangle of the rows ``row0 : row0 + out.shape[0]`` of G = XᵀX into ``out``.
 
-    indptr, indices : CSR of binary X (m, n), sorted columns. cptr, cidx : CSC of the same X.
+    indptr, indices, data : CSR of X (m, n), sorted columns; cptr, cidx, cdata : CSC of the
+    same X (data float64; ones for binary X, weights for SLIST's stacked [√α X; √(1−α) S]).
     out : (r, n) zeroed, float32/float64; out[i - row0, j] = G[i, j] for j <= i, rest untouched.
     Parallel over item rows: each thread owns whole rows, so there are no write races. Work per
     row is sum over its users of their history length, so rows are dealt round-robin.
@@ -22,16 +23,18 @@ def gram_lower(indptr, indices, cptr, cidx, row0, out):
             row = out[k]
             for p in range(cptr[i], cptr[i + 1]):
                 u = cidx[p]
+                x = cdata[p]
                 for q in range(indptr[u], indptr[u + 1]):
                     j = indices[q]
                     if j > i:
                         break
-                    row[j] += 1.0
+                    row[j] += x * data[q]
 
 
 @njit(parallel=True, cache=True, nogil=True)
-def gram_cols(indptr, indices, cptr, cidx, row0, col0, out):
-    """Lower part of the block G[row0 : row0 + r, col0 : col0 + c] of G = XᵀX into ``out``.
+def gram_cols(indptr, indices, data, cptr, cidx, cdata, row0, col0, out):
+    """Lower part of the block G[row0 : row0 + r, col0 : col0 + c] of G = XᵀX into ``out``
+    (X as in :func:`gram_lower`).
 
     out : (r, c) zeroed, float32/float64; out[i - row0, j - col0] += G[i, j] where i >= j,
     rest untouched. Items past X's n columns are padding: nothing is written for them.
@@ -54,14 +57,32 @@ def gram_cols(indptr, indices, cptr, cidx, row0, col0, out):
                 lo = max(j, row0)
                 for p in range(cptr[j], cptr[j + 1]):
                     u = cidx[p]
+                    x = cdata[p]
                     a, b = indptr[u], indptr[u + 1]
                     q = a + np.searchsorted(indices[a:b], lo)
                     while q < b:
                         i = indices[q]
                         if i >= hi:
                             break
-                        out[i - row0, jj] += 1.0
+                        out[i - row0, jj] += x * data[q]
                         q += 1
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def scale_add_sparse(p, g, indptr, indices, data, out):
+    """out = −p Dg(g) + p N, row by row, for p (k, n), g (n,) and N (n, c) CSR (data of p's
+    dtype). ``out`` may be ``p`` itself (each row is copied before it is overwritten).
+    Parallel over rows; work k·nnz(N)."""
+    k, n = p.shape
+    for r in prange(k):
+        row = p[r].copy()
+        o = out[r]
+        for j in range(n):
+            o[j] = -row[j] * g[j]
+        for i in range(n):
+            v = row[i]
+            for q in range(indptr[i], indptr[i + 1]):
+                o[indices[q]] += v * data[q]
 
 
 @njit(parallel=True, cache=True)

@@ -241,20 +241,25 @@ def _matmul_rows(tiles, R_blocks, n, T):
     return out
 
 
-def _b_rows(parts, n, T, r0, rows, g, L_rows, V, alpha, diag_b, ks):
+def _b_rows(parts, n, T, r0, rows, g, L_rows, V, alpha, diag_b, ks, N):
     """Rows r0 : r0 + rows of B from P's rows (``_p_rows``; see solve.b_rows); pruned when
     ``ks``."""
+    import numba
+
     from l3ae.engine.solve import b_rows
 
     p = _p_rows(parts, n, T)[:rows]
-    blk = b_rows(p, r0, g, diag_b, L_rows, V, alpha, overwrite=True)
-    if ks is None:
-        return blk
-    import numba
-
-    with _NUMBA:
+    with _NUMBA:  # b_rows runs a numba kernel when N is given
         numba.set_num_threads(1)
-        return prune_block(blk, r0, ks)
+        blk = b_rows(p, r0, g, diag_b, L_rows, V, alpha, overwrite=True, N=N)
+        return blk if ks is None else prune_block(blk, r0, ks)
+
+
+def _diag_product_rows(parts, n, T, Nt_rows):
+    """(P N)_jj for the rows j of one tile row: Σ_i P_ji N_ij, N's columns as Nt_rows' rows."""
+    p = _p_rows(parts, n, T)[:Nt_rows.shape[0]]
+    r = np.repeat(np.arange(Nt_rows.shape[0]), np.diff(Nt_rows.indptr))
+    return np.bincount(r, p[r, Nt_rows.indices] * Nt_rows.data, minlength=Nt_rows.shape[0])
 
 
 def _value(x):
@@ -476,6 +481,15 @@ class ClusterP:
                             for I in range(self.nt)])
         return np.concatenate(out)[:n]
 
+    def diag_product(self, N):
+        """diag(P N) (n,) float64 for N (n, n) sparse, by tile rows on the workers."""
+        c, n, T = self.cluster.client, self.shape[0], self.T
+        Nt = sp.csr_matrix(N.T)
+        out = self._gather([c.submit(_diag_product_rows, self._row(I), n, T,
+                                     Nt[I * T:(I + 1) * T], pure=False)
+                            for I in range(self.nt)])
+        return np.concatenate(out)[:n].astype(np.float64)
+
     def fill_weights(self, args, pruner, dense, report):
         """B's rows on the workers, ``rows_per_task`` at a time (default: ~256 MiB of P's rows
         a task): pruned there (``pruner``) or whole (``dense``)."""
@@ -483,10 +497,11 @@ class ClusterP:
 
         c, n, T = self.cluster.client, self.shape[0], self.T
         t = time.perf_counter()
-        g, V, L, diag_b, alpha = args["g"], args["V"], args["L"], args["diag_b"], args["alpha"]
+        g, V, L, diag_b, alpha, N = (args[k] for k in ("g", "V", "L", "diag_b", "alpha", "N"))
         step = self.rows_per_task or max(1, min(T, (256 << 20) // (n * self.dtype.itemsize)))
         with self.cluster.guard():
             g_f, V_f = _put(c, g, "g"), (_put(c, V, "V") if V is not None else None)
+            N_f = _put(c, N, "N") if N is not None else None
         rows = {}
         for I in range(self.nt):
             row = self._row(I)
@@ -497,7 +512,7 @@ class ClusterP:
                     for f, tr in row]
                 f = c.submit(_b_rows, parts, n, T, a, b - a, g_f,
                              None if L is None else L[a:b], V_f, alpha, diag_b[a:b],
-                             None if pruner is None else pruner.ks[a:b], pure=False)
+                             None if pruner is None else pruner.ks[a:b], N_f, pure=False)
                 rows[f.key] = (f, a, b)
         with self.cluster.guard():
             pending = as_completed([f for f, _, _ in rows.values()])

@@ -1,6 +1,6 @@
-"""Gram matrix G = XᵀX of a binary interaction matrix, dense, from a numba kernel.
+"""Gram matrix G = XᵀX of an interaction matrix, dense, from a numba kernel.
 
-X : (m, n) scipy CSR, binary. G : (n, n) float32 or float64, C order. Peak memory: one n×n buffer.
+X : (m, n) scipy CSR, binary (or weighted: SLIST's stacked matrix). G : (n, n) float32 or float64, C order. Peak memory: one n×n buffer.
 """
 
 import numpy as np
@@ -10,13 +10,20 @@ from l3ae.engine import _kernels
 
 
 def _csr_csc(X):
+    """X's CSR and CSC (indptr, indices int64, data float64 each), sorted: the kernels' form."""
     X = sp.csr_matrix(X)
     X.sort_indices()
     Xc = X.tocsc()
     Xc.sort_indices()
-    i64 = np.int64
-    return (X.indptr.astype(i64), X.indices.astype(i64), Xc.indptr.astype(i64),
-            Xc.indices.astype(i64))
+    i64, f64 = np.int64, np.float64
+    return (X.indptr.astype(i64), X.indices.astype(i64), X.data.astype(f64),
+            Xc.indptr.astype(i64), Xc.indices.astype(i64), Xc.data.astype(f64))
+
+
+def gram_diagonal(X):
+    """diag(XᵀX) (n,) float64: column sums of X's squares (counts for binary X)."""
+    X = sp.csr_matrix(X)
+    return np.asarray(X.multiply(X).sum(axis=0), dtype=np.float64).ravel()
 
 
 def gram(X, dtype=np.float32, out=None, lower_only=False):

@@ -11,6 +11,7 @@ A preset names a *form* and the defaults it sets; every other knob keeps its neu
 | text       | text       | B = C (phase 1 alone)                                |
 | collective | collective | EASE on [X; αFᵀ]: G + α²EEᵀ (L3AE paper, Table 3)   |
 | additive   | additive   | (1−α)·B + α·C  (L3AE paper, Table 3)                 |
+| slist      | slist      | λ_X, on α XᵀX + (1−α) SᵀS; right side α XᵀX + (1−α) SᵀT (SLIST) |
 
 Presets only choose defaults: ``ease`` with ``reg_e > 0`` is L3AE's closed form at ξ = 0, ``l3ae``
 with ``xi > 0`` is relaxed. :data:`KNOBS` says where each knob enters the closed form; a knob
@@ -25,6 +26,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from l3ae.engine.prune import budget_scale, row_budgets
+from l3ae.engine.sequences import TARGETS, slist_inputs
 from l3ae.errors import ConfigError
 
 # preset: (form, defaults). Forms: "solve" = the generalized closed form (DESIGN §2); "text" =
@@ -42,6 +44,11 @@ PRESETS = {
     "text": ("text", dict(reg_f=3.0)),
     "collective": ("collective", dict(reg_x=300.0, alpha=1.0)),
     "additive": ("additive", dict(reg_x=300.0, reg_f=1.0, alpha=0.1)),
+    # SLIST (WWW 2021) on ordered histories: similarity (X, weight α) and transitions (S → T,
+    # l3ae.engine.sequences); the relaxed bound of SLIST's code, defaults tuned on FAERec's
+    # validation splits (bench/results/faerec.md)
+    "slist": ("slist", dict(reg_x=100.0, alpha=0.5, window=5, decay=0.5, targets="next",
+                            xi=0.1)),
 }
 
 # knob: (its flag's meaning, when it enters the closed form). Checked in this order: a later
@@ -51,16 +58,21 @@ KNOBS = {
     "dropout": ("the dropout ridge p/(1−p)·diag(G)", lambda c: not c.c_alone),
     "xi": ("the bound ξ on diag(B)", lambda c: not c.c_alone),
     "reg_e": ("the text pull λ_E", lambda c: not c.c_alone),
-    "alpha": ("the fusion weight α", lambda c: c.form in ("collective", "additive")),
+    "alpha": ("the weight α of the fusions and of slist",
+              lambda c: c.form in ("collective", "additive", "slist")),
     "pull": ("the per-item weights w of the text pull λ_E", lambda c: c.reg_e != 0),
     "pull_power": ("the exponent of the adaptive pull",
                    lambda c: c.reg_e != 0 and c.pull == "adaptive"),
     "reg_f": ("the ridge λ_F of phase 1 (the semantic C)", lambda c: c.uses_c),
     "budget": ("how --topk is shared out among items", lambda c: c.topk > 0),
+    "window": ("the prefix window of slist's transitions", lambda c: c.form == "slist"),
+    "decay": ("the position decay of slist's transitions", lambda c: c.form == "slist"),
+    "targets": ("what follows a prefix in slist's transitions", lambda c: c.form == "slist"),
 }
 # the value of a knob that does not enter, and the default of one that enters unset
 NEUTRAL = {"reg_x": 0.0, "dropout": 0.0, "xi": 0.0, "reg_e": 0.0, "alpha": 0.0,
-           "pull": "uniform", "pull_power": None, "reg_f": None, "budget": 0.0}
+           "pull": "uniform", "pull_power": None, "reg_f": None, "budget": 0.0,
+           "window": 0, "decay": 1.0, "targets": "next"}
 UNSET = {"reg_f": 1.0, "pull_power": 0.5}
 
 
@@ -81,12 +93,21 @@ class Config:
     # a pruned row i keeps about topk·n·(1 + c_i)^budget / Σ(1 + c)^budget weights (c: train
     # counts; 0: topk each): see l3ae.engine.prune and bench/results/compact.md
     budget: float = 0.0
+    # slist: a prefix holds its last `window` events, the one k steps back weighted decay**k;
+    # targets "next" (the next event) or "following" (the next `window`, weighted decay**j)
+    window: int = 0
+    decay: float = 1.0
+    targets: str = "next"
     dtype: str = "float32"
     # scoring: a history item of age t (0 = the most recent) weighs recency**t; ordered
     # histories only (sequence files), 1 = every item alike
     recency: float = 1.0
     # popularity compensation: column j of B times (1 + c_j)^-debias, c = train counts
     debias: float = 0.0
+
+    def __post_init__(self):
+        if isinstance(self.window, float) and self.window.is_integer():  # from a grid or JSON
+            object.__setattr__(self, "window", int(self.window))
 
     @classmethod
     def from_preset(cls, model, strict=None, **overrides):
@@ -161,6 +182,16 @@ class Config:
             raise ConfigError(f"debias must be >= 0, got {self.debias}")
         if not 0 <= self.budget <= 4:
             raise ConfigError(f"budget must be in [0, 4], got {self.budget}")
+        if self.form == "slist":
+            if not 0 <= self.alpha <= 1:
+                raise ConfigError(f"slist's alpha must be in [0, 1], got {self.alpha}")
+            if not (float(self.window).is_integer() and self.window >= 1):
+                raise ConfigError(f"window must be an integer >= 1, got {self.window}")
+            if not 0 < self.decay <= 1:
+                raise ConfigError(f"decay must be in (0, 1], got {self.decay}")
+            if self.targets not in TARGETS:
+                raise ConfigError(f"targets must be one of {', '.join(TARGETS)}, got "
+                                  f"{self.targets!r}")
 
     @property
     def form(self):
@@ -208,7 +239,9 @@ def _hint(cfg, name):
     if name in ("pull", "reg_f") and cfg.form == "solve":
         return " (or give --reg-e, the pull towards C)"
     if name == "alpha":
-        return " (or use --model collective or additive)"
+        return " (or use --model collective, additive or slist)"
+    if name in ("window", "decay", "targets"):
+        return " (or use --model slist)"
     return ""
 
 
@@ -225,6 +258,7 @@ class Terms:
     xi: float
     reg_f: float | None
     additive: float
+    order: tuple | None = None  # slist: (α, window, decay, targets) of X̃ and N
 
     def factor(self):
         """Keyword arguments of :func:`l3ae.engine.solve.factorize` (what P depends on)."""
@@ -243,8 +277,10 @@ class Terms:
     def key(self):
         """Hashable: terms with equal keys share one P = (G + Dg(a))⁻¹."""
         if np.all(self.w == 1.0):  # a = Λ + λ_E: only the sum enters
-            return (self.dropout, self.collective, round(self.reg_x + self.reg_e, 9))
-        return (self.dropout, self.collective, self.reg_x, self.reg_e, hash(self.w.tobytes()))
+            return (self.dropout, self.collective, self.order,
+                    round(self.reg_x + self.reg_e, 9))
+        return (self.dropout, self.collective, self.order, self.reg_x, self.reg_e,
+                hash(self.w.tobytes()))
 
     def restrict(self, active):
         """The terms of the sub-problem on ``active`` items."""
@@ -256,9 +292,28 @@ def terms(cfg: Config, popularity) -> Terms:
     if cfg.c_alone:
         raise ConfigError(f"{cfg.describe()} has no phase 2")
     collective, additive = fusion(cfg)
+    order = ((float(cfg.alpha), int(cfg.window), float(cfg.decay), cfg.targets)
+             if cfg.form == "slist" else None)
     return Terms(float(cfg.reg_x), float(cfg.reg_e),
                  pull_weights(popularity, cfg.pull, cfg.pull_power), float(cfg.dropout),
-                 collective, float(cfg.xi), cfg.reg_f, additive)
+                 collective, float(cfg.xi), cfg.reg_f, additive, order)
+
+
+def solve_inputs(cfg: Config, X, sequences=None, active=None):
+    """(the matrix whose Gram the solve factors, N (k, k) CSR or None) of ``cfg`` on X (m, n)
+    CSR, restricted to ``active`` items: X and None, or slist's X̃ and N
+    (:func:`l3ae.engine.sequences.slist_inputs`) from ``sequences`` (indptr, items)."""
+    X, N = sp.csr_matrix(X), None
+    if cfg.form == "slist":
+        if sequences is None:
+            raise ConfigError(f"model {cfg.model!r} learns from the order of events: give "
+                              "ordered histories (--interactions FILE --format sequences; to "
+                              "evaluate or tune, --protocol loo)")
+        X, N = slist_inputs(X, sequences, cfg.alpha, cfg.window, cfg.decay, cfg.targets)
+    if active is not None:
+        X = X[:, active]
+        N = None if N is None else N[active][:, active].tocsr()
+    return X, N
 
 
 def fusion(cfg: Config):
@@ -338,9 +393,12 @@ def check_solver(cfg: Config, solver):
                           "phase 1 alone, O(n·d²)); drop it")
 
 
-def fit_weights(cfg: Config, X, E=None, item_ids=None, progress=None, **solver):
+def fit_weights(cfg: Config, X, E=None, item_ids=None, progress=None, sequences=None,
+                **solver):
     """Weights (B, diag, timings) of the model ``cfg`` on X (m, n) CSR and E (n, d).
 
+    sequences : X's events in time order, (indptr, items) (:mod:`l3ae.engine.sequences`):
+    what the order-aware ``slist`` learns from (the others ignore it).
     solver : run-time options of :func:`l3ae.engine.solve.solve_weights` that do not change
     the result (memory budget, work folder, resume, keep_pwe).
     """
@@ -356,10 +414,11 @@ def fit_weights(cfg: Config, X, E=None, item_ids=None, progress=None, **solver):
                            budgets=row_budgets_of(cfg, popularity), progress=progress)
     else:
         active, t = solved_terms(cfg, popularity)
+        X, N = solve_inputs(cfg, X, sequences, active)
         if active is not None:
-            X = sp.csr_matrix(X)[:, active]
             item_ids = None if item_ids is None else [item_ids[j] for j in active]
-        out = solve_weights(X, **t.solve(), E=E if cfg.needs_text else None, topk=cfg.topk,
+        out = solve_weights(X, **t.solve(), transition=N, E=E if cfg.needs_text else None,
+                            topk=cfg.topk,
                             budgets=row_budgets_of(cfg, popularity, active), dtype=dtype,
                             item_ids=item_ids, progress=progress, **solver)
         if active is not None:

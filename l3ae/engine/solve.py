@@ -4,6 +4,8 @@
         s.t. diag(B) = ξ (equality) or diag(B) ≤ ξ (inequality)
     a = Λ + λ_E w,  P = (G + Dg(a))⁻¹,  t_j = (1 − ξ + λ_E (PWC)_jj) / P_jj
     h = t (equality) or max(a, t) (inequality),   B = I + λ_E P W C − P Dg(h)
+    Order-aware (slist, :mod:`l3ae.engine.sequences`): G is that of the stacked X̃ and the right
+    side gains N = (1−α) Sᵀ(T − S): B gains P N and t_j gains (P N)_jj / P_jj.
     Low rank (phase 1 as S = Y Yᵀ, Y = E R⁻ᵀ, s, δ; V = Dg(1/δ) Y):  M = P W Y (n×d),
     B = I + λ_E M Vᵀ − P Dg(g),  g = λ_E w∘s/δ + h,  (PWC)_jj = M_j·V_j − P_jj w_j s_j/δ_j
 
@@ -31,7 +33,7 @@ import scipy.sparse as sp
 
 from l3ae.engine import _kernels, memory, tiled
 from l3ae.engine.blas import cholesky_inverse, gemm
-from l3ae.engine.gram import gram
+from l3ae.engine.gram import gram, gram_diagonal
 from l3ae.engine.progress import ignore
 from l3ae.engine.prune import RowPruner
 from l3ae.engine.semantic import semantic_basis, semantic_factors, semantic_rows
@@ -90,6 +92,8 @@ class Inverse:
     timings: dict = field(default_factory=dict)
     # (λ_F, w) -> (phase 1 factors, M = P W E K): shared by every λ_E and ξ of a sweep
     cache: dict = field(default_factory=dict, repr=False)
+    # N (n, n) CSR of an order-aware model (slist), made from the same sequences as G
+    transition: object = None
 
 
 def _total_ridge(lam_x, reg_e, w, dropout, diag_g, item_ids):
@@ -130,7 +134,7 @@ def factorize(X, *, reg_x, reg_e=0.0, w=None, dropout=0.0, E=None, collective=0.
         # one LAPACK call on n > LAPACK_MAX_N is unsafe: tiles instead
         tile = min(memory.LAPACK_MAX_N, 8192)
     if cluster is not None or tile is not None:  # tiles: A's come straight from X
-        diag_g = np.asarray((X != 0).sum(axis=0), dtype=np.float64).ravel()
+        diag_g = gram_diagonal(X)
         a = _total_ridge(reg_x, reg_e, w, dropout, diag_g, item_ids)
         if cluster is not None:
             from l3ae.engine.cluster import cluster_inverse  # dask is an optional extra
@@ -200,18 +204,38 @@ def row_source(P):
     return DenseRows(P) if isinstance(P, np.ndarray) else P
 
 
-def b_rows(p_rows, r0, g, diag_b, L_rows=None, V=None, alpha=1.0, overwrite=False):
-    """Rows r0 : r0 + k of B = I + α L Vᵀ − P Dg(g) with diag(B) = diag_b, from P's rows.
+def b_rows(p_rows, r0, g, diag_b, L_rows=None, V=None, alpha=1.0, overwrite=False, N=None):
+    """Rows r0 : r0 + k of B = I + α L Vᵀ − P Dg(g) [+ P N] with diag(B) = diag_b, from P's rows.
 
     p_rows : (k, n) of the solve's dtype; g : (n,) same dtype; diag_b : (k,); L_rows : (k, d)
-    rows r0.. of L (None: no low-rank term); V : (n, d). overwrite : the result replaces p_rows.
+    rows r0.. of L (None: no low-rank term); V : (n, d); N : (n, n) CSR, data of the solve's
+    dtype, int64 indices (None: no transition term). overwrite : the result replaces p_rows.
     """
-    blk = np.multiply(p_rows, (-g)[None, :], out=p_rows if overwrite else None)
+    if N is None:
+        blk = np.multiply(p_rows, (-g)[None, :], out=p_rows if overwrite else None)
+    else:
+        blk = p_rows if overwrite else np.empty_like(p_rows)
+        _kernels.scale_add_sparse(p_rows, g, N.indptr, N.indices, N.data, blk)
     if L_rows is not None:
         gemm(blk, L_rows, V, alpha, 1.0, tb=True, overwrite=True)
     t = np.arange(len(blk))
     blk[t, r0 + t] = diag_b
     return blk
+
+
+def transition_diagonal(P, N, block):
+    """diag(P N) (n,) float64 = Σ_i P_ji N_ij, from P's row source (one pass over its rows)
+    and N (n, n) CSR."""
+    if hasattr(P, "diag_product"):  # P on a cluster: its workers read their tiles
+        return P.diag_product(N)
+    Nt = sp.csr_matrix(N.T)  # row j: column j of N
+    out = np.zeros(P.shape[0])
+    for r0, rows in P.row_blocks(block):
+        sub = Nt[r0:r0 + len(rows)]
+        r = np.repeat(np.arange(len(rows)), np.diff(sub.indptr))
+        out[r0:r0 + len(rows)] = np.bincount(r, rows[r, sub.indices] * sub.data,
+                                             minlength=len(rows))
+    return out
 
 
 def weights_from_inverse(inv: Inverse, *, reg_e=0.0, w=None, xi=0.0, constraint=None, E=None,
@@ -261,9 +285,14 @@ def weights_from_inverse(inv: Inverse, *, reg_e=0.0, w=None, xi=0.0, constraint=
         pwc_diag = np.einsum("ij,ij->i", PWY, V, dtype=np.float64) - p_diag * w * s / delta
         if keep_pwe:
             pwe = PWY @ sem["R"].T.astype(dtype)  # P W E = P W Y Rᵀ
-    tt = (1 - xi + reg_e * pwc_diag) / p_diag
+    N, q_diag = inv.transition, 0.0
+    if N is not None:  # the order-aware right side: B gains P N
+        N = sp.csr_matrix(N, dtype=dtype)
+        N.indptr, N.indices = N.indptr.astype(np.int64), N.indices.astype(np.int64)
+        q_diag = transition_diagonal(P, N, block)
+    tt = (1 - xi + reg_e * pwc_diag + q_diag) / p_diag
     h = tt if constraint == "equality" else np.maximum(a, tt)
-    diag_b = 1 + reg_e * pwc_diag - p_diag * h
+    diag_b = 1 + reg_e * pwc_diag + q_diag - p_diag * h
     g = h + (reg_e * w * sem["s"] / sem["delta"] if reg_e != 0 else 0.0)
     # the low-rank term is alpha · L Vᵀ: L = P W Y (L3AE), or its blend with Y (additive)
     L, alpha = (sem["PWY"], reg_e) if reg_e != 0 else (None, 1.0)
@@ -280,12 +309,13 @@ def weights_from_inverse(inv: Inverse, *, reg_e=0.0, w=None, xi=0.0, constraint=
     if pruner is None:
         dense = inv.P if overwrite and isinstance(inv.P, np.ndarray) else np.empty((n, n), dtype)
     if hasattr(P, "fill_weights"):  # P on a cluster: its workers make and prune the rows
-        P.fill_weights(dict(g=g, diag_b=diag_b, L=L, V=V, alpha=alpha), pruner, dense, report)
+        P.fill_weights(dict(g=g, diag_b=diag_b, L=L, V=V, alpha=alpha, N=N), pruner, dense,
+                       report)
     else:
         for r0, p_rows in P.row_blocks(block):
             r1 = r0 + len(p_rows)
             blk = b_rows(p_rows, r0, g, diag_b[r0:r1], None if L is None else L[r0:r1], V,
-                         alpha, overwrite=P.scratch)
+                         alpha, overwrite=P.scratch, N=N)
             if pruner is None:
                 dense[r0:r1] = blk  # B rows need only P's same rows: safe in place
             else:
@@ -297,7 +327,8 @@ def weights_from_inverse(inv: Inverse, *, reg_e=0.0, w=None, xi=0.0, constraint=
 
 
 def solve_weights(X, *, reg_x, reg_e=0.0, w=None, dropout=0.0, xi=0.0, constraint=None,
-                  E=None, reg_f=None, collective=0.0, additive=0.0, topk=500, budgets=None,
+                  E=None, reg_f=None, collective=0.0, additive=0.0, transition=None, topk=500,
+                  budgets=None,
                   dtype=np.float32, block=None, item_ids=None, progress=None,
                   max_memory=None, workdir=None, resume=False, tile=None, tile_name="l3ae",
                   on_checkpoint=None, keep_pwe=False, cluster=None) -> Weights:
@@ -309,6 +340,8 @@ def solve_weights(X, *, reg_x, reg_e=0.0, w=None, dropout=0.0, xi=0.0, constrain
     xi, constraint : diag(B) = ξ ("equality") or ≤ ξ ("inequality"); default: equality iff ξ = 0.
     collective : α of the collective fusion baseline, EASE on [X; αFᵀ]: G += α² E Eᵀ.
     additive : α of the additive fusion baseline, B ← (1−α) B + α C.
+    transition : N (n, n) sparse of the order-aware slist, B gains P N (X is then its stacked
+    X̃; :func:`l3ae.engine.sequences.slist_inputs`).
     topk : keep the k largest-magnitude off-diagonal entries per row (CSR); 0: dense B (n, n).
     budgets : (n,) int64, how many row i keeps instead (:func:`l3ae.engine.prune.row_budgets`).
     progress : optional callable(phase, done, total, info="") (:mod:`l3ae.engine.progress`);
@@ -349,6 +382,7 @@ def solve_weights(X, *, reg_x, reg_e=0.0, w=None, dropout=0.0, xi=0.0, constrain
                     collective=collective, dtype=dtype, item_ids=item_ids, progress=progress,
                     tile=tile, tile_path=tile_path, resume=resume, on_checkpoint=on_checkpoint,
                     cluster=cluster)
+    inv.transition = transition
     try:
         out = weights_from_inverse(inv, reg_e=reg_e, w=w, xi=xi, constraint=constraint, E=E,
                                    reg_f=reg_f, additive=additive, topk=topk,
