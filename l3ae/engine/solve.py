@@ -208,7 +208,7 @@ def b_rows(p_rows, r0, g, diag_b, L_rows=None, V=None, alpha=1.0, overwrite=Fals
     """Rows r0 : r0 + k of B = I + α L Vᵀ − P Dg(g) [+ P N] with diag(B) = diag_b, from P's rows.
 
     p_rows : (k, n) of the solve's dtype; g : (n,) same dtype; diag_b : (k,); L_rows : (k, d)
-    rows r0.. of L (None: no low-rank term); V : (n, d); N : (n, n) CSR, data of the solve's
+    rows r0.. of L (None: no low-rank term); V : (n, d); N : (n, n) CSC, data of the solve's
     dtype, int64 indices (None: no transition term). overwrite : the result replaces p_rows.
     """
     if N is None:
@@ -225,7 +225,7 @@ def b_rows(p_rows, r0, g, diag_b, L_rows=None, V=None, alpha=1.0, overwrite=Fals
 
 def transition_diagonal(P, N, block):
     """diag(P N) (n,) float64 = Σ_i P_ji N_ij, from P's row source (one pass over its rows)
-    and N (n, n) CSR."""
+    and N (n, n) sparse."""
     if hasattr(P, "diag_product"):  # P on a cluster: its workers read their tiles
         return P.diag_product(N)
     Nt = sp.csr_matrix(N.T)  # row j: column j of N
@@ -287,8 +287,9 @@ def weights_from_inverse(inv: Inverse, *, reg_e=0.0, w=None, xi=0.0, constraint=
             pwe = PWY @ sem["R"].T.astype(dtype)  # P W E = P W Y Rᵀ
     N, q_diag = inv.transition, 0.0
     if N is not None:  # the order-aware right side: B gains P N
-        N = sp.csr_matrix(N, dtype=dtype)
+        N = sp.csc_matrix(N, dtype=dtype)  # the kernel's layout (l3ae.engine._kernels)
         N.indptr, N.indices = N.indptr.astype(np.int64), N.indices.astype(np.int64)
+        block = -(-block // 128) * 128  # whole 64-row groups for its threads
         q_diag = transition_diagonal(P, N, block)
     tt = (1 - xi + reg_e * pwc_diag + q_diag) / p_diag
     h = tt if constraint == "equality" else np.maximum(a, tt)
