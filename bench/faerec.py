@@ -2,6 +2,7 @@
 
     python bench/faerec.py                      # Yelp, Food, Beauty; writes bench/results/faerec.md
     python bench/faerec.py --datasets Yelp --grid small --out /tmp/yelp.md
+    python bench/faerec.py --models EASE SLIST --out bench/results/faerec-slist.md
 
 Protocol (l3ae --protocol loo, as FAERec's code): per user the last item is the test target and
 the second-to-last the validation target; models are fitted on what precedes the validation
@@ -17,7 +18,7 @@ validation tail HR@10 ("tail-selected"), and of the point with the best validati
 among those within 90% of the model's best validation HR@10 ("balanced"). Then the overall validation-best point is fitted again
 on train + validation and scored on test ("refit", as `l3ae evaluate --refit`: each test target
 predicted by a model trained on everything before it). "build s" is the wall time of the chosen
-point's factorization and weights (the solve of that point's group, scoring included), peak RSS
+point's factorization and weights (the solve of that point's group, scoring excluded), peak RSS
 is the whole dataset run's. Text-free data: L3AE's phase 1 has nothing to embed, and its phase 2
 with λ_E = 0 is the relaxed family below.
 """
@@ -49,21 +50,29 @@ FAEREC_GPU_SECONDS = {"Beauty": 1458}
 # scoring knobs (recency, debias) share B itself. One factorization: Yelp ~10 s, Food ~4 min,
 # Beauty ~13 min on this machine, hence three grid sizes.
 SCORING = {"recency": [1.0, 0.7], "debias": [0.0, 0.25, 0.5]}
+SLIST_SCORING = {"xi": [0.0, 0.1], "recency": [1.0, 0.7, 0.5], "debias": [0.0, 0.25]}
 
 
-def _grid(lams, xis, edlae_lams, dropouts):
+def _grid(lams, xis, edlae_lams, dropouts, slist):
     return {
         "EASE": ("ease", dict(reg_x=lams, **SCORING)),
         "RLAE": ("rlae", dict(reg_x=lams, xi=xis, **SCORING)),
         "EDLAE": ("edlae", dict(reg_x=edlae_lams, dropout=dropouts, **SCORING)),
         "RDLAE": ("rdlae", dict(reg_x=edlae_lams, dropout=dropouts, xi=xis, **SCORING)),
+        # order-aware (issue 16): every (λ, α, window, decay) is a factorization of its own;
+        # SLIS (α = 1, no order: EASE's solve, relaxed) is its order-free baseline in one run
+        "SLIS": ("slist", dict(reg_x=slist["reg_x"], alpha=[1.0], **SLIST_SCORING)),
+        "SLIST": ("slist", dict(**slist, **SLIST_SCORING)),
     }
 
 
 GRIDS = {
-    "full": _grid([50, 100, 200, 400, 800], [0.1, 0.3], [10, 50], [0.1, 0.25, 0.5]),
-    "medium": _grid([60, 200], [0.1, 0.3], [20], [0.25]),
-    "small": _grid([100], [0.2], [20], [0.25]),
+    "full": _grid([50, 100, 200, 400, 800], [0.1, 0.3], [10, 50], [0.1, 0.25, 0.5],
+                  dict(reg_x=[100, 400], alpha=[0.2, 0.5, 0.8], window=[5], decay=[0.5])),
+    "medium": _grid([60, 200], [0.1, 0.3], [20], [0.25],
+                    dict(reg_x=[100], alpha=[0.5], window=[5], decay=[0.3, 0.5])),
+    "small": _grid([100], [0.2], [20], [0.25],
+                   dict(reg_x=[100], alpha=[0.5], window=[5], decay=[0.5])),
 }
 DEFAULT_GRID = {"Yelp": "full", "Food": "medium", "Beauty": "small"}
 COLUMNS = ["hr@5", "ndcg@5", "hr@10", "ndcg@10", "hr@20", "ndcg@20", "head:hr@10",
@@ -76,7 +85,7 @@ def flat(res):
             if k != "users"}
 
 
-def run_one(name, grid, topk):
+def run_one(name, grid, topk, models=None):
     """Sweep every model of the grid on one dataset; print a JSON line of the results."""
     import itertools
 
@@ -91,22 +100,30 @@ def run_one(name, grid, topk):
     split = api.load_split(source, protocol="loo")
     configs, owner = [], []
     for label, (preset, knobs) in GRIDS[grid].items():
+        if models and label not in models:
+            continue
         for values in itertools.product(*knobs.values()):
             configs.append(Config.from_preset(preset, topk=topk, **dict(zip(knobs, values))))
             owner.append(label)
     load = time.perf_counter() - t0
 
+    scoring_s = {}  # config -> seconds of its scoring, taken off its point's build time
+
     def scorer(B, cfg):
+        t = time.perf_counter()
         res = score(B, split, recency=cfg.recency)
+        scoring_s[cfg] = time.perf_counter() - t
         return {"validation": flat(res["validation"]), "test": flat(res["test"])}
 
-    results = tune.sweep(configs, split.train, scorer,
+    results = tune.sweep(configs, split.train, scorer, sequences=split.sequences["train"],
                          progress=lambda *a: print(f"  {name}: {a[1]}/{a[2]} points",
                                                    file=sys.stderr, flush=True))
     # a point's build time is that of the point that solved its group (the unshared one)
     pop = np.asarray(split.train.sum(axis=0)).ravel()
-    solved = {tune._key(r["config"], pop): r["seconds"] for r in results if not r["shared"]}
-    build_s = [solved.get(tune._key(r["config"], pop), r["seconds"]) for r in results]
+    key = tune._factorization
+    solved = {key(r["config"], pop): r["seconds"] - scoring_s.get(r["config"], 0.0)
+              for r in results if not r["shared"]}
+    build_s = [solved.get(key(r["config"], pop), r["seconds"]) for r in results]
     out = {"dataset": name, "users": split.train.shape[0], "items": split.train.shape[1],
            "train": int(split.train.nnz), "load_s": load, "points": []}
     for r, label, b in zip(results, owner, build_s):
@@ -119,7 +136,7 @@ def run_one(name, grid, topk):
     best = max(out["points"], key=lambda p: p["validation"]["hr@10"])
     cfg = Config(**best["config"])
     t = time.perf_counter()
-    B = fit_weights(cfg, split.known).B
+    B = fit_weights(cfg, split.known, sequences=split.sequences["known"]).B
     refit_s = time.perf_counter() - t
     test = flat(score(B, split, which=("test",), recency=cfg.recency)["test"])
     out["refit"] = {"model": best["model"], "config": best["config"], "build_s": refit_s,
@@ -130,9 +147,11 @@ def run_one(name, grid, topk):
 
 
 def knobs_of(cfg):
-    keys = ("reg_x", "dropout", "xi", "recency", "debias")
-    return ", ".join(f"{k}={cfg[k]:g}" for k in keys
-                     if (cfg[k] != 1.0 if k == "recency" else cfg[k]) or k == "reg_x")
+    keys = ("reg_x", "dropout", "xi", "alpha", "window", "decay", "recency", "debias")
+    text = ", ".join(f"{k}={cfg[k]:g}" for k in keys if k in cfg and
+                     ((cfg[k] != 1.0 if k in ("recency", "decay") else cfg[k]) or k == "reg_x"
+                      or (k == "alpha" and cfg["model"] == "slist")))
+    return text + (", targets=following" if cfg.get("targets") == "following" else "")
 
 
 def table(runs):
@@ -173,14 +192,34 @@ def table(runs):
                 best_all = (label, t, "val HR@10")
             if t["tail:hr@10"] > best_tail[1]["tail:hr@10"]:
                 best_tail = (label, t, "val HR@10")
+        ratio = _slist_cost(run)
         summary.append(
             f"- **{name}** ({run['users']:,} users, {run['items']:,} items): best overall "
             f"{best_all[0]} test HR@10 {best_all[1]['hr@10']:.4f} vs FAERec {ref['hr@10']:.4f} "
             f"({100 * (best_all[1]['hr@10'] / ref['hr@10'] - 1):+.0f}%); best tail "
             f"{best_tail[0]} ({best_tail[2]}) tail HR@10 {best_tail[1]['tail:hr@10']:.4f} vs "
             f"{ref['tail:hr@10']:.4f} ({100 * (best_tail[1]['tail:hr@10'] / ref['tail:hr@10'] - 1):+.0f}%); "
-            f"whole run {run['wall_s'] / 60:.1f} min, peak RSS {run['peak_rss_gib']:.1f} GiB")
+            f"whole run {run['wall_s'] / 60:.1f} min, peak RSS {run['peak_rss_gib']:.1f} GiB"
+            + ratio)
     return "\n".join(lines), "\n".join(summary)
+
+
+def _slist_cost(run):
+    """"; SLIST build / SLIS build …": each SLIST factorization against the median of the
+    run's SLIS ones (α = 1: EASE's solve on the same items; the cost does not depend on λ)."""
+    import statistics
+
+    solved = {}
+    for p in run["points"]:
+        if p["factorized"] and p["model"] in ("SLIS", "SLIST"):
+            solved.setdefault(p["model"], []).append(p["build_s"])
+    if "SLIS" not in solved or "SLIST" not in solved:
+        return ""
+    base = statistics.median(solved["SLIS"])
+    r = [s / base for s in solved["SLIST"]]
+    return (f"; SLIST build / SLIS (EASE's solve) build: {min(r):.2f}–{max(r):.2f}× "
+            f"({len(r)} SLIST factorizations, {min(solved['SLIST']):.0f}–"
+            f"{max(solved['SLIST']):.0f} s, SLIS {base:.0f} s)")
 
 
 def main():
@@ -188,23 +227,29 @@ def main():
     ap.add_argument("--datasets", nargs="+", default=["Yelp", "Food", "Beauty"])
     ap.add_argument("--grid", choices=sorted(GRIDS), help=f"default: {DEFAULT_GRID}")
     ap.add_argument("--topk", type=int, default=500)
+    ap.add_argument("--models", nargs="+", choices=list(GRIDS["full"]),
+                    help="only these models of the grid (default: all)")
     ap.add_argument("--out", default=str(RESULTS / "faerec.md"))
     ap.add_argument("--one", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.one:
-        return run_one(args.one, args.grid or "full", args.topk)
+        return run_one(args.one, args.grid or "full", args.topk, args.models)
     runs = []
     for name in args.datasets:
         grid = args.grid or DEFAULT_GRID[name]
         print(f"{name}: grid {grid}", file=sys.stderr, flush=True)
         proc = subprocess.run([sys.executable, __file__, "--one", name, "--grid", grid,
-                               "--topk", str(args.topk)], stdout=subprocess.PIPE, text=True,
-                              check=True, env=dict(os.environ))
+                               "--topk", str(args.topk)]
+                              + (["--models", *args.models] if args.models else []),
+                              stdout=subprocess.PIPE, text=True, check=True,
+                              env=dict(os.environ))
         runs.append(json.loads(proc.stdout.strip().splitlines()[-1]))
         Path(args.out).with_suffix(".json").write_text(json.dumps(runs, indent=1))
     body, summary = table(runs)
+    models = f" --models {' '.join(args.models)}" if args.models else ""
     text = (f"# FAERec's data and protocol\n\nCommand: `python bench/faerec.py "
-            f"--datasets {' '.join(args.datasets)}` (topk {args.topk}; grids in the script).\n"
+            f"--datasets {' '.join(args.datasets)}{models}` (topk {args.topk}; grids in the "
+            "script).\n"
             f"Test figures; each model's point chosen on validation.\n\n{summary}\n\n{body}\n")
     Path(args.out).write_text(text)
     print(text)

@@ -84,6 +84,22 @@ def test_cluster_equals_the_tiled_solve_with_the_same_tiles(cluster, tmp_path, m
     assert np.abs((one - many).toarray() / scale).max() <= 1e-5
 
 
+@pytest.mark.parametrize("step", [None, 5])
+def test_slist_on_the_cluster_equals_the_dense_reference(cluster, monkeypatch, step):
+    """The order-aware transition term P N and its diagonal, made from P's tiles on the
+    workers (``step``: 5 rows a task), against the dense float64 KKT reference."""
+    from test_slist import random_sequences, reference
+
+    from l3ae.engine.models import Config, fit_weights
+
+    monkeypatch.setattr(ClusterP, "rows_per_task", step)
+    lists, seqs, X = random_sequences(m=70, n=26, seed=2)
+    cfg = Config.from_preset("slist", reg_x=5.0, window=3, decay=0.6, topk=0, dtype="float64")
+    got = fit_weights(cfg, X, sequences=seqs, cluster=cluster, tile=8).B
+    ref, _, _ = reference(lists, X, cfg)
+    np.testing.assert_allclose(got, ref, atol=1e-9)
+
+
 @pytest.mark.parametrize("when", [0.33, 0.97])
 def test_a_worker_killed_mid_build_gives_the_same_model(cluster, prob, when):
     """Killed early (tiles of L lost) or late (P's tiles lost: their lineage reaches back to

@@ -1,6 +1,8 @@
 """The order-aware slist preset: S and T against hand-built examples, B against a dense float64
 per-column KKT reference (S and T rebuilt by plain loops), and the optimality conditions."""
 
+import json
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -120,8 +122,8 @@ CASES = [dict(alpha=a, xi=xi) for a in (0.0, 0.5, 1.0) for xi in (0.0, 0.3)] + [
 def test_slist_equals_the_dense_kkt_reference(kw):
     lists, seqs, X = random_sequences()
     E = np.random.default_rng(1).standard_normal((X.shape[1], 6))
-    cfg = Config.from_preset("slist", **{"reg_x": 8.0, "window": 3, "decay": 0.6, **kw},
-                             topk=0, dtype="float64")
+    order = {"window": 3, "decay": 0.6} if kw["alpha"] != 1 else {}  # SLIS has no order
+    cfg = Config.from_preset("slist", **{"reg_x": 8.0, **order, **kw}, topk=0, dtype="float64")
     B = fit_weights(cfg, X, E if cfg.reg_e else None, sequences=seqs).B
     ref, A, R = reference(lists, X, cfg, E)
     np.testing.assert_allclose(B, ref, atol=1e-9)
@@ -138,13 +140,14 @@ def test_slist_equals_the_dense_kkt_reference(kw):
 
 def test_the_transition_term_moves_b():
     lists, seqs, X = random_sequences()
-    base = Config.from_preset("slist", reg_x=8.0, alpha=1.0, topk=0, dtype="float64")
-    slis = fit_weights(base, X, sequences=seqs).B
-    slist = fit_weights(base.replace(alpha=0.5), X, sequences=seqs).B
+    kw = dict(reg_x=8.0, topk=0, dtype="float64")
+    slis = fit_weights(Config.from_preset("slist", alpha=1.0, **kw), X).B  # needs no order
+    slist = fit_weights(Config.from_preset("slist", alpha=0.5, **kw), X, sequences=seqs).B
     assert np.abs(slis - slist).max() > 1e-2  # order enters
-    ease = fit_weights(Config.from_preset("rlae", reg_x=8.0, xi=0.1, topk=0, dtype="float64"),
-                       X).B
+    ease = fit_weights(Config.from_preset("rlae", xi=0.1, **kw), X).B
     np.testing.assert_allclose(slis, ease, atol=1e-12)  # α = 1 is SLIS: the relaxed EASE
+    with pytest.raises(ConfigError, match=r"--decay 0.3: .* with alpha 1 \(SLIS.*below 1"):
+        Config.from_preset("slist", alpha=1.0, decay=0.3)
 
 
 @pytest.mark.parametrize("where", [dict(tile=8), dict(max_memory=None)])
@@ -194,3 +197,104 @@ def test_slist_inputs_stack_x_and_s():
                                0.25 * (X.T @ X).toarray() + 0.75 * S.T @ S, atol=1e-12)
     np.testing.assert_allclose(N.toarray(), 0.75 * S.T @ (T - S), atol=1e-12)
     assert slist_inputs(X, seqs, 1.0, 3, 0.5)[1] is None
+
+
+# -- through the workflows: leave-one-out, build, evaluate, tune -----------------------------
+def test_loo_evaluate_fits_slist_on_the_train_prefixes(tmp_path):
+    from l3ae import api
+    from l3ae.evaluation import loo_split
+    from l3ae.io.readers import read_interactions
+
+    from conftest import write_sequences
+    from test_loo import reference_hr
+
+    rng = np.random.default_rng(3)
+    seqs = [list(rng.integers(0, 25, rng.integers(3, 10))) for _ in range(70)]
+    inter = read_interactions(write_sequences(tmp_path / "s.txt", seqs, item="i"),
+                              fmt="sequences")
+    code = {it: k for k, it in enumerate(inter.item_ids)}
+    coded = [[code[f"i{i}"] for i in s] for s in seqs]
+    n = inter.shape[1]
+    cfg = Config.from_preset("slist", reg_x=6.0, window=3, decay=0.7, topk=0, dtype="float64")
+    for refit, cut in ((False, 2), (True, 1)):
+        res = api.evaluate_split(loo_split(inter), cfg, refit=refit)
+        prefixes = [s[:len(s) - cut] for s in coded]
+        X = sp.lil_matrix((len(seqs), n))
+        for u, s in enumerate(prefixes):
+            X[u, s] = 1
+        B, _, _ = reference(prefixes, X.tocsr(), cfg)
+        known = np.zeros((len(seqs), n))
+        for u, s in enumerate(coded):
+            known[u, s[:-1]] = 1
+        hr, nd = reference_hr(B, known, [s[-1] for s in coded], 10)
+        assert res["test"]["all"]["hr@10"] == pytest.approx(hr, abs=1e-12)
+        assert res["test"]["all"]["ndcg@10"] == pytest.approx(nd, abs=1e-9)
+
+
+def run(*args):
+    from click.testing import CliRunner
+
+    from l3ae.cli import cli
+
+    return CliRunner().invoke(cli, [str(a) for a in args])
+
+
+@pytest.fixture
+def seqfile(tmp_path):
+    from conftest import write_sequences
+
+    rng = np.random.default_rng(5)
+    return write_sequences(tmp_path / "s.txt", [list(rng.integers(1, 30, rng.integers(2, 12)))
+                                                for _ in range(80)], item="i")
+
+
+def test_cli_build_equals_the_api_on_the_file_order(seqfile, tmp_path):
+    from l3ae.engine.sequences import from_events
+    from l3ae.io.readers import read_interactions
+    from l3ae.model import Recommender
+
+    r = run("build", "--interactions", seqfile, "--format", "sequences", "--model", "slist",
+            "--alpha", "0.4", "--window", "3", "--decay", "0.6", "--targets", "following",
+            "--topk", "0", "--out", tmp_path / "m.h5", "-q")
+    assert r.exit_code == 0, r.output
+    got = Recommender.load(tmp_path / "m.h5")
+    assert (got.config_.alpha, got.config_.window, got.config_.decay,
+            got.config_.targets) == (0.4, 3, 0.6, "following")
+    inter = read_interactions(seqfile, fmt="sequences")
+    lists = [[] for _ in inter.user_ids]
+    for u, i in zip(inter.users, inter.items):
+        lists[u].append(int(i))
+    X = inter.matrix(np.float64)
+    ref, _, _ = reference(lists, X, got.config_.replace(dtype="float64"))
+    np.testing.assert_allclose(got.B_, ref, atol=2e-5 * np.abs(ref).max())
+
+
+def test_cli_refuses_slist_without_order(seqfile, tmp_path):
+    table = tmp_path / "r.csv"
+    table.write_text("user_id,item_id\nu1,a\nu1,b\nu2,a\n")
+    r = run("build", "--interactions", table, "--model", "slist", "--out", tmp_path / "m.h5")
+    assert r.exit_code == 2 and "learns from the order of events" in r.output
+    assert not (tmp_path / "m.h5").exists()
+    r = run("evaluate", "--interactions", seqfile, "--format", "sequences", "--model", "slist")
+    assert r.exit_code == 2 and "--protocol loo" in r.output
+
+
+def test_cli_evaluate_and_tune_slist(seqfile, tmp_path):
+    r = run("evaluate", "--interactions", seqfile, "--format", "sequences", "--protocol", "loo",
+            "--model", "slist", "--baseline", "rlae", "--refit", "-q")
+    assert r.exit_code == 0, r.output
+    assert "test: slist vs rlae" in r.output
+    js, best = tmp_path / "all.json", tmp_path / "best.json"
+    r = run("tune", "--interactions", seqfile, "--format", "sequences", "--protocol", "loo",
+            "--model", "slist", "--grid", "alpha=0.2,0.8", "--grid", "targets=next,following",
+            "--grid", "window=2,4", "--out", best, "--json", js, "-q")
+    assert r.exit_code == 0, r.output
+    points = json.loads(js.read_text())
+    assert len(points) == 8 and all(p["metrics"] for p in points)
+    assert {(p["config"]["targets"], p["config"]["window"]) for p in points} == {
+        ("next", 2), ("next", 4), ("following", 2), ("following", 4)}
+    assert json.loads(best.read_text()) == max(
+        points, key=lambda q: q["metrics"]["hr@10"])["config"]
+    r = run("tune", "--interactions", seqfile, "--format", "sequences", "--protocol", "loo",
+            "--model", "slist", "--grid", "targets=nearby", "--out", best, "-q")
+    assert r.exit_code == 2 and "targets must be one of next, following" in r.output

@@ -65,9 +65,9 @@ KNOBS = {
                    lambda c: c.reg_e != 0 and c.pull == "adaptive"),
     "reg_f": ("the ridge λ_F of phase 1 (the semantic C)", lambda c: c.uses_c),
     "budget": ("how --topk is shared out among items", lambda c: c.topk > 0),
-    "window": ("the prefix window of slist's transitions", lambda c: c.form == "slist"),
-    "decay": ("the position decay of slist's transitions", lambda c: c.form == "slist"),
-    "targets": ("what follows a prefix in slist's transitions", lambda c: c.form == "slist"),
+    "window": ("the prefix window of slist's transitions", lambda c: c.transitions),
+    "decay": ("the position decay of slist's transitions", lambda c: c.transitions),
+    "targets": ("what follows a prefix in slist's transitions", lambda c: c.transitions),
 }
 # the value of a knob that does not enter, and the default of one that enters unset
 NEUTRAL = {"reg_x": 0.0, "dropout": 0.0, "xi": 0.0, "reg_e": 0.0, "alpha": 0.0,
@@ -182,9 +182,9 @@ class Config:
             raise ConfigError(f"debias must be >= 0, got {self.debias}")
         if not 0 <= self.budget <= 4:
             raise ConfigError(f"budget must be in [0, 4], got {self.budget}")
-        if self.form == "slist":
-            if not 0 <= self.alpha <= 1:
-                raise ConfigError(f"slist's alpha must be in [0, 1], got {self.alpha}")
+        if self.form == "slist" and not 0 <= self.alpha <= 1:
+            raise ConfigError(f"slist's alpha must be in [0, 1], got {self.alpha}")
+        if self.transitions:
             if not (float(self.window).is_integer() and self.window >= 1):
                 raise ConfigError(f"window must be an integer >= 1, got {self.window}")
             if not 0 < self.decay <= 1:
@@ -196,6 +196,12 @@ class Config:
     @property
     def form(self):
         return PRESETS[self.model][0]
+
+    @property
+    def transitions(self):
+        """Whether B learns from transitions in ordered histories (slist with α < 1; α = 1 is
+        SLIS, EASE's objective, which needs no order)."""
+        return self.form == "slist" and self.alpha != 1
 
     @property
     def c_alone(self):
@@ -224,6 +230,8 @@ class Config:
             return f"model {self.model!r} with alpha 0 (no text term)"
         if knob in ("pull", "pull_power", "reg_f") and self.reg_e == 0:
             return f"model {self.model!r} without a text pull (reg-e 0)"
+        if knob in ("window", "decay", "targets") and self.form == "slist":
+            return f"model {self.model!r} with alpha 1 (SLIS: no transitions)"
         return f"model {self.model!r}"
 
     def replace(self, **kw):
@@ -241,7 +249,7 @@ def _hint(cfg, name):
     if name == "alpha":
         return " (or use --model collective, additive or slist)"
     if name in ("window", "decay", "targets"):
-        return " (or use --model slist)"
+        return " (or give --alpha below 1)" if cfg.form == "slist" else " (or use --model slist)"
     return ""
 
 
@@ -293,7 +301,7 @@ def terms(cfg: Config, popularity) -> Terms:
         raise ConfigError(f"{cfg.describe()} has no phase 2")
     collective, additive = fusion(cfg)
     order = ((float(cfg.alpha), int(cfg.window), float(cfg.decay), cfg.targets)
-             if cfg.form == "slist" else None)
+             if cfg.transitions else None)
     return Terms(float(cfg.reg_x), float(cfg.reg_e),
                  pull_weights(popularity, cfg.pull, cfg.pull_power), float(cfg.dropout),
                  collective, float(cfg.xi), cfg.reg_f, additive, order)
@@ -304,7 +312,7 @@ def solve_inputs(cfg: Config, X, sequences=None, active=None):
     CSR, restricted to ``active`` items: X and None, or slist's X̃ and N
     (:func:`l3ae.engine.sequences.slist_inputs`) from ``sequences`` (indptr, items)."""
     X, N = sp.csr_matrix(X), None
-    if cfg.form == "slist":
+    if cfg.transitions:
         if sequences is None:
             raise ConfigError(f"model {cfg.model!r} learns from the order of events: give "
                               "ordered histories (--interactions FILE --format sequences; to "
