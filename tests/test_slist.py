@@ -298,3 +298,17 @@ def test_cli_evaluate_and_tune_slist(seqfile, tmp_path):
     r = run("tune", "--interactions", seqfile, "--format", "sequences", "--protocol", "loo",
             "--model", "slist", "--grid", "targets=nearby", "--out", best, "-q")
     assert r.exit_code == 2 and "targets must be one of next, following" in r.output
+
+
+def test_weighted_gram_kernels_equal_the_sparse_product():
+    """The stacked X̃ is weighted: both Gram kernels multiply its values (binary X skips it)."""
+    from l3ae.engine import _kernels
+    from l3ae.engine.gram import _csr_csc, gram
+
+    X = sp.random(60, 23, density=0.3, random_state=1, format="csr") * 3.0
+    G = (X.T @ X).toarray()
+    np.testing.assert_allclose(gram(X, dtype=np.float64), G, atol=1e-12)
+    out = np.zeros((23 - 5, 8))
+    _kernels.gram_cols(*_csr_csc(X), 5, 4, out)
+    want = np.tril(G, 0)[5:, 4:12]  # lower part of the block: rows i >= columns j
+    np.testing.assert_allclose(out, want, atol=1e-12)

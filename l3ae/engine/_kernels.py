@@ -10,7 +10,8 @@ def gram_lower(indptr, indices, data, cptr, cidx, cdata, row0, out):
     """Lower triangle of the rows ``row0 : row0 + out.shape[0]`` of G = XᵀX into ``out``.
 
     indptr, indices, data : CSR of X (m, n), sorted columns; cptr, cidx, cdata : CSC of the
-    same X (data float64; ones for binary X, weights for SLIST's stacked [√α X; √(1−α) S]).
+    same X (data float64: the weights of SLIST's stacked [√α X; √(1−α) S]; None for binary X,
+    whose kernel numba compiles without the multiplications).
     out : (r, n) zeroed, float32/float64; out[i - row0, j] = G[i, j] for j <= i, rest untouched.
     Parallel over item rows: each thread owns whole rows, so there are no write races. Work per
     row is sum over its users of their history length, so rows are dealt round-robin.
@@ -23,12 +24,14 @@ def gram_lower(indptr, indices, data, cptr, cidx, cdata, row0, out):
             row = out[k]
             for p in range(cptr[i], cptr[i + 1]):
                 u = cidx[p]
-                x = cdata[p]
                 for q in range(indptr[u], indptr[u + 1]):
                     j = indices[q]
                     if j > i:
                         break
-                    row[j] += x * data[q]
+                    if data is None:  # pruned at compile time
+                        row[j] += 1.0
+                    else:
+                        row[j] += cdata[p] * data[q]
 
 
 @njit(parallel=True, cache=True, nogil=True)
@@ -57,14 +60,16 @@ def gram_cols(indptr, indices, data, cptr, cidx, cdata, row0, col0, out):
                 lo = max(j, row0)
                 for p in range(cptr[j], cptr[j + 1]):
                     u = cidx[p]
-                    x = cdata[p]
                     a, b = indptr[u], indptr[u + 1]
                     q = a + np.searchsorted(indices[a:b], lo)
                     while q < b:
                         i = indices[q]
                         if i >= hi:
                             break
-                        out[i - row0, jj] += x * data[q]
+                        if data is None:  # pruned at compile time
+                            out[i - row0, jj] += 1.0
+                        else:
+                            out[i - row0, jj] += cdata[p] * data[q]
                         q += 1
 
 

@@ -10,14 +10,16 @@ from l3ae.engine import _kernels
 
 
 def _csr_csc(X):
-    """X's CSR and CSC (indptr, indices int64, data float64 each), sorted: the kernels' form."""
+    """X's CSR and CSC (indptr, indices int64, data float64 each, or None for binary X),
+    sorted: the kernels' form."""
     X = sp.csr_matrix(X)
     X.sort_indices()
     Xc = X.tocsc()
     Xc.sort_indices()
     i64, f64 = np.int64, np.float64
-    return (X.indptr.astype(i64), X.indices.astype(i64), X.data.astype(f64),
-            Xc.indptr.astype(i64), Xc.indices.astype(i64), Xc.data.astype(f64))
+    binary = bool(np.all(X.data == 1))
+    return (X.indptr.astype(i64), X.indices.astype(i64), None if binary else X.data.astype(f64),
+            Xc.indptr.astype(i64), Xc.indices.astype(i64), None if binary else Xc.data.astype(f64))
 
 
 def gram_diagonal(X):

@@ -45,8 +45,8 @@ PRESETS = {
     "collective": ("collective", dict(reg_x=300.0, alpha=1.0)),
     "additive": ("additive", dict(reg_x=300.0, reg_f=1.0, alpha=0.1)),
     # SLIST (WWW 2021) on ordered histories: similarity (X, weight α) and transitions (S → T,
-    # l3ae.engine.sequences); the relaxed bound of SLIST's code, defaults tuned on FAERec's
-    # validation splits (bench/results/faerec.md)
+    # l3ae.engine.sequences); the relaxed bound of SLIST's code; λ and α selected on FAERec's
+    # validation splits (bench/results/faerec-slist.md)
     "slist": ("slist", dict(reg_x=100.0, alpha=0.5, window=5, decay=0.5, targets="next",
                             xi=0.1)),
 }

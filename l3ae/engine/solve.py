@@ -92,7 +92,7 @@ class Inverse:
     timings: dict = field(default_factory=dict)
     # (λ_F, w) -> (phase 1 factors, M = P W E K): shared by every λ_E and ξ of a sweep
     cache: dict = field(default_factory=dict, repr=False)
-    # N (n, n) CSR of an order-aware model (slist), made from the same sequences as G
+    # N (n, n) sparse of an order-aware model (slist), made from the same sequences as G
     transition: object = None
 
 
