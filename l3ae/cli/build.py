@@ -59,6 +59,9 @@ def build(out, max_memory, workdir, resume, foldable, quiet, **kw):
     A catalog too large for memory (interrupted? rerun the same line with --resume):
       l3ae build --interactions books.csv --model ease --max-memory 12G \\
                  --workdir /scratch --out books.h5
+    Ordered histories ('user item item …' per line, oldest first), order-aware (SLIST):
+      l3ae build --interactions seqs.txt --format sequences --model slist --alpha 0.5 \\
+                 --window 5 --decay 0.5 --out seq.h5
     """
     data, cfg = data_from(kw), config_from(kw)
     rec, (m, n), nnz = api.build(data, cfg, out, **cluster_from(kw), foldable=foldable,
