@@ -6,14 +6,16 @@ RLAE/additive at λ, L3AE at λ_X + λ_E = λ for any λ_E, ξ, λ_F — shares 
 are grouped by a and each P is computed once and dropped. Phase 1 is cheap (O(n d²)) and redone.
 
 Grids name Config fields (``reg_x``, ``reg_e``, ``reg_f``, ``dropout``, ``xi``, ``alpha``,
-``pull_power``, ``recency``, ``debias``; slist's ``window``, ``decay``) or ``total`` (= λ_X + λ_E: sets reg_x = total − reg_e), which is the
-parametrization that makes L3AE sweeps reuse P.
+``pull_power``, ``recency``, ``debias``; slist's ``window``, ``decay``, ``targets``) or ``total``
+(= λ_X + λ_E: sets reg_x = total − reg_e), which is the parametrization that makes L3AE sweeps
+reuse P. Word-valued fields (``targets``, ``pull``, ``dtype``) take words.
 """
 
 from __future__ import annotations
 
 import itertools
 import time
+from dataclasses import fields
 
 import numpy as np
 
@@ -48,12 +50,8 @@ RANGES = {"reg_x": (3.0, 3000.0), "total": (3.0, 3000.0), "reg_e": (3.0, 10000.0
           "decay": (0.1, 1.0)}
 
 
-def _grid_value(v):
-    v = v.strip()
-    try:
-        return float(v)
-    except ValueError:
-        return v  # a word (targets=next,following; pull=adaptive): the Config checks it
+# Config fields whose values are words (targets=next,following; pull=adaptive)
+WORDS = {f.name for f in fields(Config) if f.type in (str, "str")} - {"model"}
 
 
 def parse_grid(specs):
@@ -65,7 +63,14 @@ def parse_grid(specs):
         name = name.strip().replace("-", "_")
         if not sep or not values.strip():
             raise ConfigError(f"--grid takes NAME=V1,V2,…, got {spec!r}")
-        grid[name] = [_grid_value(v) for v in values.split(",")]
+        words = [v.strip() for v in values.split(",")]
+        if name in WORDS:  # the Config checks them
+            grid[name] = words
+            continue
+        try:
+            grid[name] = [float(v) for v in words]
+        except ValueError:
+            raise ConfigError(f"--grid {spec!r}: values must be numbers") from None
     return grid
 
 

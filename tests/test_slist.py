@@ -249,7 +249,6 @@ def seqfile(tmp_path):
 
 
 def test_cli_build_equals_the_api_on_the_file_order(seqfile, tmp_path):
-    from l3ae.engine.sequences import from_events
     from l3ae.io.readers import read_interactions
     from l3ae.model import Recommender
 
@@ -312,3 +311,30 @@ def test_weighted_gram_kernels_equal_the_sparse_product():
     _kernels.gram_cols(*_csr_csc(X), 5, 4, out)
     want = np.tril(G, 0)[5:, 4:12]  # lower part of the block: rows i >= columns j
     np.testing.assert_allclose(out, want, atol=1e-12)
+
+
+def test_sequences_of_another_matrix_are_refused():
+    _, seqs, X = random_sequences()
+    cfg = Config.from_preset("slist")
+    with pytest.raises(ConfigError, match=r"not of X \(49 users"):
+        fit_weights(cfg, X[:49], sequences=seqs)
+    with pytest.raises(ConfigError, match="not of X"):
+        fit_weights(cfg, X[:, :5], sequences=seqs)
+
+
+def test_the_transition_pass_reports_progress():
+    _, seqs, X = random_sequences(m=80, n=30, seed=3)
+    seen = []
+    fit_weights(Config.from_preset("slist", topk=5), X, sequences=seqs, tile=8,
+                progress=lambda phase, done, total, info="": seen.append((phase, done, total)))
+    steps = [(d, t) for p, d, t in seen if p == "transitions"]
+    assert steps and steps[-1] == (30, 30)
+
+
+def test_grid_words_only_for_word_fields():
+    from l3ae.tune import parse_grid
+
+    assert parse_grid(["targets=next, following", "window=2,4"]) == {
+        "targets": ["next", "following"], "window": [2.0, 4.0]}
+    with pytest.raises(ConfigError, match="values must be numbers"):
+        parse_grid(["reg-x=abc"])

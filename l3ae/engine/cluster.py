@@ -256,10 +256,10 @@ def _b_rows(parts, n, T, r0, rows, g, L_rows, V, alpha, diag_b, ks, N):
 
 
 def _diag_product_rows(parts, n, T, Nt_rows):
-    """(P N)_jj for the rows j of one tile row: Σ_i P_ji N_ij, N's columns as Nt_rows' rows."""
-    p = _p_rows(parts, n, T)[:Nt_rows.shape[0]]
-    r = np.repeat(np.arange(Nt_rows.shape[0]), np.diff(Nt_rows.indptr))
-    return np.bincount(r, p[r, Nt_rows.indices] * Nt_rows.data, minlength=Nt_rows.shape[0])
+    """(P N)_jj for the rows j of one tile row (see solve.diag_product_rows)."""
+    from l3ae.engine.solve import diag_product_rows
+
+    return diag_product_rows(_p_rows(parts, n, T)[:Nt_rows.shape[0]], Nt_rows)
 
 
 def _value(x):

@@ -1,6 +1,7 @@
 """Gram matrix G = XᵀX of an interaction matrix, dense, from a numba kernel.
 
-X : (m, n) scipy CSR, binary (or weighted: SLIST's stacked matrix). G : (n, n) float32 or float64, C order. Peak memory: one n×n buffer.
+X : (m, n) scipy CSR, binary (or weighted: SLIST's stacked matrix). G : (n, n) float32 or
+float64, C order. Peak memory: one n×n buffer.
 """
 
 import numpy as np

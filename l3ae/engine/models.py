@@ -317,6 +317,13 @@ def solve_inputs(cfg: Config, X, sequences=None, active=None):
             raise ConfigError(f"model {cfg.model!r} learns from the order of events: give "
                               "ordered histories (--interactions FILE --format sequences; to "
                               "evaluate or tune, --protocol loo)")
+        indptr, items = sequences
+        m, n = X.shape
+        if (len(indptr) != m + 1 or indptr[-1] != len(items)
+                or (len(items) and not 0 <= items.min() <= items.max() < n)):
+            raise ConfigError(f"the sequences ({len(indptr) - 1} users, {len(items)} events) "
+                              f"are not of X ({m} users × {n} items): give X's own events "
+                              "in time order")
         X, N = slist_inputs(X, sequences, cfg.alpha, cfg.window, cfg.decay, cfg.targets)
     if active is not None:
         X = X[:, active]

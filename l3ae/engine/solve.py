@@ -223,18 +223,26 @@ def b_rows(p_rows, r0, g, diag_b, L_rows=None, V=None, alpha=1.0, overwrite=Fals
     return blk
 
 
-def transition_diagonal(P, N, block):
-    """diag(P N) (n,) float64 = Σ_i P_ji N_ij, from P's row source (one pass over its rows)
-    and N (n, n) sparse."""
+def diag_product_rows(p_rows, Nt_rows):
+    """(P N)_jj = Σ_i P_ji N_ij for the rows j of ``p_rows`` (k, n), N's columns j given as the
+    rows of ``Nt_rows`` (k, n) CSR (Nᵀ's same rows). Returns (k,) float64."""
+    k = Nt_rows.shape[0]
+    r = np.repeat(np.arange(k), np.diff(Nt_rows.indptr))
+    return np.bincount(r, p_rows[r, Nt_rows.indices] * Nt_rows.data, minlength=k)
+
+
+def transition_diagonal(P, N, block, report=ignore):
+    """diag(P N) (n,) float64, from P's row source (one pass over its rows, reported as the
+    phase "transitions") and N (n, n) sparse."""
     if hasattr(P, "diag_product"):  # P on a cluster: its workers read their tiles
         return P.diag_product(N)
     Nt = sp.csr_matrix(N.T)  # row j: column j of N
-    out = np.zeros(P.shape[0])
+    n = P.shape[0]
+    out = np.zeros(n)
     for r0, rows in P.row_blocks(block):
-        sub = Nt[r0:r0 + len(rows)]
-        r = np.repeat(np.arange(len(rows)), np.diff(sub.indptr))
-        out[r0:r0 + len(rows)] = np.bincount(r, rows[r, sub.indices] * sub.data,
-                                             minlength=len(rows))
+        r1 = r0 + len(rows)
+        out[r0:r1] = diag_product_rows(rows, Nt[r0:r1])
+        report("transitions", r1, n)
     return out
 
 
@@ -290,7 +298,7 @@ def weights_from_inverse(inv: Inverse, *, reg_e=0.0, w=None, xi=0.0, constraint=
         N = sp.csc_matrix(N, dtype=dtype)  # the kernel's layout (l3ae.engine._kernels)
         N.indptr, N.indices = N.indptr.astype(np.int64), N.indices.astype(np.int64)
         block = -(-block // 128) * 128  # whole 64-row groups for its threads
-        q_diag = transition_diagonal(P, N, block)
+        q_diag = transition_diagonal(P, N, block, report)
     tt = (1 - xi + reg_e * pwc_diag + q_diag) / p_diag
     h = tt if constraint == "equality" else np.maximum(a, tt)
     diag_b = 1 + reg_e * pwc_diag + q_diag - p_diag * h
