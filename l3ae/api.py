@@ -296,12 +296,13 @@ def evaluate(data: Data, cfg: Config, regime=None, baseline=None, refit=False, p
              quiet=False, json_out=None, cluster=None, tile=None):
     """Split ``data`` (``regime``: protocol, seed, train_fraction, cold_items of
     :func:`load_split`), fit ``cfg`` on train and score validation and test
-    (:func:`evaluate_split`); ``baseline``: also a preset at its defaults (same topk, budget
-    and dtype), under ``result["baseline"]``. ``json_out``: also written there as JSON.
+    (:func:`evaluate_split`); ``baseline``: also a preset at its defaults (same topk, prune,
+    budget and dtype), under ``result["baseline"]``. ``json_out``: also written there as JSON.
     cluster, tile : where the solve runs (:func:`solver_session`)."""
     source = data.load()
     split = load_split(source, **(regime or {}))
     bcfg = (Config.from_preset(baseline, topk=cfg.topk, dtype=cfg.dtype,
+                               prune=cfg.prune if cfg.topk else None,
                                budget=cfg.budget if cfg.topk else None) if baseline else None)
     E, _ = data.vectors(source, [cfg] + ([bcfg] if bcfg else []), progress=not quiet)
     with solver_session(cluster, tile) as run:

@@ -20,7 +20,7 @@ from dataclasses import fields
 import numpy as np
 
 from l3ae.engine.models import (Config, active_items, check_solver, debias_columns, expand,
-                                row_budgets_of, solve_inputs, solved_terms, terms)
+                                pruning, solve_inputs, solved_terms, terms)
 from l3ae.engine.score import topn
 from l3ae.engine.solve import factorize, text_weights, weights_from_inverse
 from l3ae.errors import ConfigError
@@ -198,15 +198,13 @@ def _weights(cfg, train, popularity, E, inv, solver, sequences=None):
     dtype = np.dtype(cfg.dtype)
     Ed = np.asarray(E, dtype) if cfg.needs_text else None
     if cfg.c_alone:
-        return text_weights(Ed, cfg.reg_f, cfg.topk,
-                            budgets=row_budgets_of(cfg, popularity)).B, None
+        return text_weights(Ed, cfg.reg_f, **pruning(cfg, popularity)).B, None
     active, t = solved_terms(cfg, popularity)
     if inv is None:
         X, N = solve_inputs(cfg, train, sequences, active)
         inv = factorize(X, **t.factor(), E=Ed, dtype=dtype, **solver)
         inv.transition = N
-    B = weights_from_inverse(inv, **t.weights(), E=Ed, topk=cfg.topk,
-                             budgets=row_budgets_of(cfg, popularity, active)).B
+    B = weights_from_inverse(inv, **t.weights(), E=Ed, **pruning(cfg, popularity, active)).B
     return (B if active is None else expand(B, active, train.shape[1])), inv
 
 

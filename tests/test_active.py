@@ -25,7 +25,7 @@ def test_reduced_solve_equals_full_solve(preset, topk):
     X, empty = with_empty_items()
     cfg = Config.from_preset(preset, reg_e=0.0, topk=topk, dtype="float64",
                              reg_x=50.0 if preset == "l3ae" else None,
-                             budget=0.0 if topk else None)  # topk each, as the full solve
+                             prune="row" if topk else None)  # topk each, as the full solve
     assert np.array_equal(active_items(cfg, np.asarray(X.sum(0)).ravel()),
                           np.flatnonzero(~empty))
     got = fit_weights(cfg, X)

@@ -198,15 +198,15 @@ CASES = [
      L3AE + ["{tmp}/bad.h5"], "{tmp}/bad.h5: embeddings format version 2 is not readable by "
      "this l3ae (reads 1); upgrade l3ae"),
     # -- model files
-    ("model-newer-version", {"bad.h5": with_attrs("m.h5", encoding_version=3)},
-     REC + ["{tmp}/bad.h5"], f"{{tmp}}/bad.h5: model format version 3 is not readable by this "
-     f"l3ae ({__version__} reads version 1 to 2); upgrade l3ae or rebuild the model"),
+    ("model-newer-version", {"bad.h5": with_attrs("m.h5", encoding_version=4)},
+     REC + ["{tmp}/bad.h5"], f"{{tmp}}/bad.h5: model format version 4 is not readable by this "
+     f"l3ae ({__version__} reads version 1 to 3); upgrade l3ae or rebuild the model"),
     ("model-older-version", {"bad.h5": with_attrs("m.h5", encoding_version=0)},
      REC + ["{tmp}/bad.h5"], f"{{tmp}}/bad.h5: model format version 0 is not readable by this "
-     f"l3ae ({__version__} reads version 1 to 2); rebuild the model with `l3ae build`"),
+     f"l3ae ({__version__} reads version 1 to 3); rebuild the model with `l3ae build`"),
     ("model-version-not-a-number", {"bad.h5": with_attrs("m.h5", encoding_version="1.0rc")},
      ["info", "{tmp}/bad.h5"], f"{{tmp}}/bad.h5: model format version 1.0rc is not readable by "
-     f"this l3ae ({__version__} reads version 1 to 2); rebuild the model with `l3ae build`"),
+     f"this l3ae ({__version__} reads version 1 to 3); rebuild the model with `l3ae build`"),
     ("model-given-embeddings", {}, REC + ["{tmp}/e.h5"],
      "{tmp}/e.h5: not an l3ae model (encoding-type 'l3ae-embeddings')"),
     ("model-of-another-catalog", {"bad.h5": other_catalog}, REC + ["{tmp}/bad.h5"],

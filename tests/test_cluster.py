@@ -65,15 +65,17 @@ def test_collective_on_the_cluster_equals_one_machine(cluster, prob):
     np.testing.assert_allclose(got, mem, atol=1e-10)
 
 
-@pytest.mark.parametrize("n,T,step", [(96, 32, None), (130, 32, 5), (61, 16, None)])
+@pytest.mark.parametrize("n,T,step,prune", [(96, 32, None, "row"), (130, 32, 5, "global"),
+                                             (61, 16, None, "row")])
 def test_cluster_equals_the_tiled_solve_with_the_same_tiles(cluster, tmp_path, monkeypatch, n,
-                                                            T, step):
+                                                            T, step, prune):
     """float32, pruned: the same top-k lists and weights within 1e-5 of the row's scale
     (``step``: B's rows made 5 at a time from slices of the tile rows)."""
     monkeypatch.setattr(ClusterP, "rows_per_task", step)
     X, E = random_problem(m=4 * n, n=n, d=6, density=0.1, seed=n)
     E = E.astype(np.float32)
-    kw = dict(reg_x=-2.0, reg_e=8.0, reg_f=0.5, dtype=np.float32, topk=12, E=E, tile=T)
+    kw = dict(reg_x=-2.0, reg_e=8.0, reg_f=0.5, dtype=np.float32, topk=12, prune=prune, E=E,
+              tile=T)
     one = solve_weights(X, workdir=tmp_path, **kw).B
     many = solve_weights(X, cluster=cluster, **kw).B
     for i in range(n):

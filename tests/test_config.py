@@ -13,8 +13,8 @@ from l3ae.io.model_file import read_model
 from l3ae.model import Recommender
 
 PROBES = {"reg_x": 7.0, "dropout": 0.45, "xi": 0.01, "reg_e": 5.0, "alpha": 0.3,
-          "pull": "adaptive", "pull_power": 0.9, "reg_f": 0.4, "budget": 0.9, "window": 2,
-          "decay": 0.8, "targets": "following"}
+          "pull": "adaptive", "pull_power": 0.9, "reg_f": 0.4, "prune": "row", "budget": 0.9,
+          "window": 2, "decay": 0.8, "targets": "following"}
 
 
 @pytest.fixture(scope="module")

@@ -19,9 +19,9 @@ def reference(X, lam, beta):
 @pytest.mark.parametrize("topk", [0, 8])
 def test_debias_scales_columns(beta, topk):
     X, _ = random_problem(seed=4)
-    budget = 0.0 if topk else None  # topk per row, so that the count below holds
+    prune = "row" if topk else None  # topk per row, so that the count below holds
     got = fit_weights(Config.from_preset("ease", reg_x=30.0, debias=beta, topk=topk,
-                                         budget=budget, dtype="float64"), X).B
+                                         prune=prune, dtype="float64"), X).B
     ref = reference(X, 30.0, beta)
     if topk:
         got = got.toarray()
@@ -29,7 +29,7 @@ def test_debias_scales_columns(beta, topk):
         assert np.all(kept.sum(1) <= topk)
         np.testing.assert_allclose(got[kept], ref[kept], rtol=1e-9)
         # pruning looks at B before compensation: the kept set is that of β = 0
-        plain = fit_weights(Config.from_preset("ease", reg_x=30.0, topk=topk, budget=budget,
+        plain = fit_weights(Config.from_preset("ease", reg_x=30.0, topk=topk, prune=prune,
                                                dtype="float64"), X).B.toarray()
         assert np.array_equal(kept, plain != 0)
     else:

@@ -109,11 +109,11 @@ def test_dense_fold_matches_rebuild(split, name):
 
 @pytest.mark.parametrize("name", ["l3ae-pull", "l3ae-pull-xi", "text"])
 @pytest.mark.parametrize("topk", [7, 55])  # 55: old rows kept all n − 1 = 49 and have room
-@pytest.mark.parametrize("budget", [0.0, 0.5])
-def test_pruned_fold_is_top_k_of_the_folded_rows(split, name, topk, budget):
+@pytest.mark.parametrize("prune,budget", [("row", 0.0), ("row", 0.5), ("global", 0.0)])
+def test_pruned_fold_is_top_k_of_the_folded_rows(split, name, topk, prune, budget):
     X, E_old, E_new = split
-    cfg = Config.from_preset(CONFIGS[name][0], topk=topk, dtype="float64", budget=budget,
-                             **CONFIGS[name][1])
+    cfg = Config.from_preset(CONFIGS[name][0], topk=topk, dtype="float64", prune=prune,
+                             budget=budget, **CONFIGS[name][1])
     w, state = build(cfg, X, E_old)
     pop = np.asarray(X.sum(axis=0)).ravel()
     B2, _, _, _ = fold_in(cfg, state, w.B, E_new, popularity=pop)
@@ -123,6 +123,9 @@ def test_pruned_fold_is_top_k_of_the_folded_rows(split, name, topk, budget):
         ks = row_budgets(np.r_[pop, np.zeros(N_NEW)], budget_scale(pop, topk, budget), budget,
                          N_OLD + N_NEW - 1)
         np.testing.assert_array_equal(np.diff(w.B.indptr) <= ks[:N_OLD], True)
+    if prune == "global":  # an old row keeps as many as the build's selection gave it
+        ks[:N_OLD] = np.diff(w.B.indptr)
+        assert len(set(ks[:N_OLD].tolist())) > 1 or topk == 55
     assert sp.isspmatrix_csr(B2) and B2.indptr.dtype == np.int64 and B2.dtype == np.float64
     # reference: the old model's dense old–old block beside the rebuild's new rows/columns,
     # pruned as a build prunes (an old row's dropped entries can never come back)
@@ -137,8 +140,8 @@ def test_pruned_fold_is_top_k_of_the_folded_rows(split, name, topk, budget):
     old = B2[:N_OLD, :N_OLD].tocoo()
     np.testing.assert_array_equal(old.data, w.B.toarray()[old.row, old.col])
     assert (np.diff(B2[:N_OLD, N_OLD:].indptr) > 0).any()  # some new items entered old rows
-    if budget:
-        return  # a rebuild shares its budgets out over n + k items: another pruning
+    if budget or prune == "global":
+        return  # a rebuild shares its weights out over n + k items: another pruning
     # new rows are exactly a rebuild's pruned rows; old–old entries kept are the model's own
     # (uniform pull: the rebuild's w of the new items is the fold-in's)
     full = fit_weights(cfg, sp.hstack([X, sp.csr_matrix((X.shape[0], N_NEW))]).tocsr(),
@@ -155,7 +158,7 @@ def test_pruned_fold_is_top_k_of_the_folded_rows(split, name, topk, budget):
 @pytest.mark.parametrize("topk", [0, 6])
 def test_text_free_fold_is_exact_everywhere(split, preset, kw, form, topk):
     X, E_old, E_new = split
-    rec = Recommender(preset, topk=topk, dtype="float64", budget=0.0 if topk else None,
+    rec = Recommender(preset, topk=topk, dtype="float64", prune="row" if topk else None,
                       **kw).fit(X, foldable=True)
     assert rec.fold_.E is None  # nothing text-related is stored
     rec.add_items([f"new{j}" for j in range(N_NEW)])

@@ -1,5 +1,5 @@
-"""Pruning with per-row budgets: the counts (bench/compact.py's route c) and the rows kept,
-against independent numpy references."""
+"""Pruning: per-row budgets (their counts, bench/compact.py's route c) and the global selection
+(the n·k largest of B, at most 2k a row), against independent numpy references."""
 
 import numpy as np
 import pytest
@@ -7,6 +7,7 @@ import scipy.sparse as sp
 from conftest import random_problem
 
 from l3ae.engine.models import Config, fit_weights, row_budgets_of
+from l3ae.errors import ConfigError
 from l3ae.engine.prune import budget_scale, prune_topk, row_budgets
 
 
@@ -62,8 +63,8 @@ def test_a_build_prunes_to_the_budgets_of_its_train_counts():
     X, E = random_problem(m=200, n=40, d=6, density=0.12, seed=4)
     dense = fit_weights(Config.from_preset("l3ae", reg_x=5.0, reg_e=20.0, reg_f=1.0, topk=0,
                                            dtype="float64"), X, E).B
-    cfg = Config.from_preset("l3ae", reg_x=5.0, reg_e=20.0, reg_f=1.0, topk=6, budget=0.5,
-                             dtype="float64")
+    cfg = Config.from_preset("l3ae", reg_x=5.0, reg_e=20.0, reg_f=1.0, topk=6, prune="row",
+                             budget=0.5, dtype="float64")
     pop = np.asarray(X.sum(axis=0)).ravel()
     ks = row_budgets_of(cfg, pop)
     assert len(set(ks.tolist())) > 1  # the budgets do differ here
@@ -72,3 +73,60 @@ def test_a_build_prunes_to_the_budgets_of_its_train_counts():
     np.testing.assert_allclose(got.toarray(), ref_prune(dense, ks), atol=1e-10)
     flat = fit_weights(cfg.replace(budget=0.0), X, E).B
     assert np.all(np.diff(flat.indptr) == 6)
+
+
+def ref_global(B, k):
+    """The n·k largest |B_ij| off the diagonal among each row's 2k largest (ties kept)."""
+    n = len(B)
+    A = np.abs(np.where(np.eye(n, dtype=bool), 0.0, B))
+    cap = min(2 * k, n - 1)
+    cand = np.zeros_like(A, dtype=bool)
+    for i in range(n):
+        cand[i, np.argsort(-A[i], kind="stable")[:cap]] = True
+    thr = np.sort(A[cand])[::-1][n * min(k, n - 1) - 1]
+    keep = cand & (A >= thr) & (A > 0)
+    return np.where(keep, B, 0.0)
+
+
+@pytest.mark.parametrize("k,block", [(1, 7), (4, 5), (9, 64), (40, 8)])
+def test_global_selection_keeps_the_largest_of_the_whole_matrix(k, block):
+    rng = np.random.default_rng(k)
+    n = 30
+    # rows of very different scales: a per-row top-k would keep k of each
+    B = rng.standard_normal((n, n)) * np.exp(rng.normal(0, 1.5, n))[:, None]
+    got = prune_topk(B, k, block=block, whole=True)
+    ref = ref_global(B, k)
+    np.testing.assert_array_equal(got.toarray(), ref)
+    assert got.nnz == n * min(k, n - 1)
+    counts = np.diff(got.indptr)
+    assert counts.max() <= min(2 * k, n - 1)
+    if k < 9:
+        assert counts.min() < k < counts.max()  # the rows do share the weights out
+    for i in range(n):
+        row = got.indices[got.indptr[i]:got.indptr[i + 1]]
+        assert np.all(np.diff(row) > 0)
+
+
+def test_the_default_build_selects_globally_and_equals_the_dense_b():
+    X, E = random_problem(m=200, n=40, d=6, density=0.12, seed=4)
+    kw = dict(reg_x=5.0, reg_e=20.0, reg_f=1.0, dtype="float64")
+    dense = fit_weights(Config.from_preset("l3ae", topk=0, **kw), X, E).B
+    cfg = Config.from_preset("l3ae", topk=6, **kw)
+    assert cfg.prune == "global"
+    got = fit_weights(cfg, X, E).B
+    np.testing.assert_allclose(got.toarray(), ref_global(dense, 6), atol=1e-10)
+    assert got.nnz == 40 * 6 and len(set(np.diff(got.indptr).tolist())) > 1
+    tiled = fit_weights(cfg, X, E, tile=16).B  # the out-of-core path prunes alike
+    np.testing.assert_allclose(tiled.toarray(), got.toarray(), atol=1e-9)
+
+
+def test_budgets_belong_to_the_row_selection():
+    with pytest.raises(ConfigError, match="--budget 0.5: how --topk is shared out among the "
+                                          "rows does not enter"):
+        Config.from_preset("ease", budget=0.5)
+    assert Config.from_preset("ease", prune="row", budget=0.5).budget == 0.5
+    with pytest.raises(ConfigError, match="prune must be one of global, row"):
+        Config.from_preset("ease", prune="columns")
+    # files written before the global selection pruned each row
+    assert Config.from_dict({"model": "ease", "reg_x": 1.0, "budget": 0.0}).prune == "row"
+    assert Config.from_dict({"model": "ease", "topk": 0, "budget": 0.0}).topk == 0

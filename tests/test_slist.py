@@ -153,7 +153,8 @@ def test_the_transition_term_moves_b():
 @pytest.mark.parametrize("where", [dict(tile=8), dict(max_memory=None)])
 def test_tiled_and_pruned_builds_equal_the_reference(where):
     lists, seqs, X = random_sequences(m=80, n=30, seed=3)
-    cfg = Config.from_preset("slist", reg_x=5.0, window=4, decay=0.5, topk=6, dtype="float64")
+    cfg = Config.from_preset("slist", reg_x=5.0, window=4, decay=0.5, topk=6, prune="row",
+                             dtype="float64")
     B = fit_weights(cfg, X, sequences=seqs, **where).B
     ref, _, _ = reference(lists, X, cfg)
     for i in range(ref.shape[0]):

@@ -22,7 +22,7 @@ def test_model_files_store_int32_columns_and_read_back_exactly(tmp_path):
     rec.save(tmp_path / "m.h5")
     with h5py.File(tmp_path / "m.h5") as f:
         assert f["B/indices"].dtype == np.int32 and f["B/data"].compression is None
-        assert f.attrs["encoding-version"] == 2
+        assert f.attrs["encoding-version"] == 3
     back = Recommender.load(tmp_path / "m.h5")
     assert (back.B_ != rec.B_).nnz == 0 and np.array_equal(back.B_.indptr, rec.B_.indptr)
 
@@ -40,9 +40,10 @@ def test_the_command_lets_blas_threads_sleep_unless_told_otherwise():
 def test_baseline_keeps_the_models_size_and_tune_json_keeps_refused_points(tmp_path):
     inter = write_ratings(tmp_path / "r.csv", users=120, items=25, per_user=8)
     data = api.Data(interactions=str(inter))
-    cfg = Config.from_preset("rdlae", reg_x=20.0, topk=5, budget=0.5)
+    cfg = Config.from_preset("rdlae", reg_x=20.0, topk=5, prune="row", budget=0.5)
     res = api.evaluate(data, cfg, baseline="ease")
-    assert res["baseline"]["config"]["budget"] == 0.5 and res["baseline"]["config"]["topk"] == 5
+    base = res["baseline"]["config"]
+    assert base["budget"] == 0.5 and base["topk"] == 5 and base["prune"] == "row"
     run = api.tune(data, Config.from_preset("l3ae", reg_e=0.0, reg_x=5.0),
                    grids=["reg_x=-50,10"], json_out=tmp_path / "pts.json")
     pts = json.loads((tmp_path / "pts.json").read_text())

@@ -68,11 +68,15 @@ def model_options(f):
                      "a prefix predicts: the next event, or the following --window events."),
         click.option("--topk", type=int, help="Keep the k strongest weights per item (0: dense). "
                      "Default 500."),
-        click.option("--budget", type=float, help="How --topk is shared out: item i keeps "
-                     "about topk·n·(1+c_i)^budget/Σ(1+c)^budget weights (c: train counts). "
-                     "Default 0: topk each. 0.5: items in many histories keep more of their "
-                     "small weights, which can keep tail items reachable, at slower scoring "
+        click.option("--prune", type=click.Choice(["global", "row"]), help="Which "
+                     "topk·n weights a pruned B keeps. global (default): the largest |B_ij| "
+                     "of the whole B, at most 2·topk per item: items in many histories keep "
+                     "more of their small weights, which keeps tail items reachable. row: "
+                     "topk per item, or as --budget shares them out "
                      "(bench/results/compact.md)."),
+        click.option("--budget", type=float, help="With --prune row, how --topk is shared out: "
+                     "item i keeps about topk·n·(1+c_i)^budget/Σ(1+c)^budget weights (c: train "
+                     "counts). Default 0: topk each."),
         click.option("--dtype", type=click.Choice(["float32", "float64"])),
         click.option("--recency", type=float, help="Scoring: a history item of age t (0 = the "
                      "latest) weighs recency^t; needs ordered histories (--format sequences). "

@@ -51,7 +51,7 @@ def tune(grids, n_random, metric, out, json_out, quiet, **kw):
             click.echo(f"skipped {r['config'].to_dict()}: {r['error']}", err=True)
     results = [r for r in run["results"] if r["metrics"] is not None]
     names = [n for n in ("reg_x", "reg_e", "reg_f", "dropout", "xi", "alpha", "pull_power",
-                         "recency", "debias", "topk", "budget")
+                         "recency", "debias", "topk", "prune", "budget")
              if len({getattr(r["config"], n) for r in results}) > 1] or ["reg_x"]
     click.echo("  ".join(f"{n:>10}" for n in names) + f"  {metric:>10}  {'seconds':>8}  reused")
     for r in sorted(results, key=lambda r: -r["metrics"][metric]):

@@ -212,7 +212,8 @@ def fold_in(cfg, state, B, E_new, *, popularity=None, topk=None, constraint=None
     and dtype, its old–old block is B's. E_new : (k, d) float, rows of the new items.
     popularity : (n,) train counts of the old items: with the build's budget scale (``state``)
     they give each row its budget (:func:`l3ae.engine.prune.row_budgets`; new items count 0),
-    so an old row keeps as many as it did. None: ``topk`` per row.
+    so an old row keeps as many as it did. None: ``topk`` per row. Under ``prune`` "global"
+    an old row keeps as many as it holds and a new one ``topk``.
     constraint : "equality"/"inequality" (default: equality iff ξ = 0, as the build does).
     progress : optional callable(phase, done, total, info="").
     """
@@ -220,6 +221,7 @@ def fold_in(cfg, state, B, E_new, *, popularity=None, topk=None, constraint=None
     c1, c2 = coefficients(cfg)
     n, k = B.shape[0], len(E_new)
     dtype, topk = B.dtype, cfg.topk if topk is None else topk
+    dense = not sp.issparse(B)
     report = progress or (lambda *a: None)
     d_new = (1 - c2) * new_diagonal(cfg.xi, constraint)
     if cfg.c_alone:  # no ridge and no pull: B = C
@@ -239,11 +241,14 @@ def fold_in(cfg, state, B, E_new, *, popularity=None, topk=None, constraint=None
         delta_new = np.diagonal(Tinv).copy()
         r = c1 * w / a + c2  # B'[j, :] = r_j C'[j, :]
     s_old = np.empty(n)
-    dense = not sp.issparse(B)
     out = np.zeros((n + k, n + k), dtype) if dense else None
     parts = []
     scale = state.budget_scale if state.budget_scale is not None else topk
-    if popularity is None or not cfg.budget:
+    if dense:
+        ks = None
+    elif cfg.prune == "global":  # old rows keep as many as the build's selection gave them
+        ks = np.r_[np.diff(B.indptr), np.full(k, min(topk, n + k - 1))].astype(np.int64)
+    elif popularity is None or not cfg.budget:
         ks = np.full(n + k, min(topk, n + k - 1), np.int64)
     else:
         ks = row_budgets(np.concatenate([popularity, np.zeros(k)]), scale, cfg.budget, n + k - 1)

@@ -60,19 +60,24 @@ def _pad(n, T):
     return -(-n // T) * T
 
 
-def plan(n, *, itemsize, nnz, d=0, topk=500, max_memory=None, base=None, tile=None):
+def plan(n, *, itemsize, nnz, d=0, topk=500, prune="row", max_memory=None, base=None,
+         tile=None):
     """Where P is computed: ("memory", None, peak) or ("tiles", T, peak), peak in bytes.
 
     n items, itemsize of the solve's dtype (4 or 8), nnz of X, d embedding columns, topk kept
-    weights per row (0: a dense (n, n) B), max_memory the budget in bytes (None: unlimited).
+    weights per row (0: a dense (n, n) B; ``prune`` "global" holds 2·topk a row until the end),
+    max_memory the budget in bytes (None: unlimited).
     The estimate: the process now (``base``, default :func:`current_rss`) + the n×n buffer or
-    STRIPS strips of N×T + X as int64 CSR and CSC (the Gram kernels) + the pruned B (n·k entries)
-    + a few n×d blocks + phase 1's two d×d float64 + slack. ``tile`` forces the tiled path with that tile size (tests,
-    benchmarks).
+    STRIPS strips of N×T + X as int64 CSR and CSC (the Gram kernels) + the pruner's held entries
+    (int32 and a value each) beside the pruned B (n·k entries, int64 and a value) + a few n×d
+    blocks + phase 1's two d×d float64 + slack. ``tile`` forces the tiled path with that tile
+    size (tests, benchmarks).
     """
     base = current_rss() if base is None else base
     k = min(topk, max(n - 1, 0)) if topk else n
-    fixed = (base + 16 * nnz + 16 * n + n * k * (8 + itemsize) + 6 * n * d * itemsize
+    held = min((2 if prune == "global" else 1) * k, max(n - 1, 0)) if topk else 0
+    fixed = (base + 16 * nnz + 16 * n + n * held * (4 + itemsize) + n * k * (8 + itemsize)
+             + 6 * n * d * itemsize
              + 2 * d * d * 8 + (64 << 20))  # 2·d² float64: phase 1's EᵀE and its factor
     in_memory = fixed + n * n * itemsize + (16 << 20)
     if tile is not None:

@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass, fields, replace
 import numpy as np
 import scipy.sparse as sp
 
-from l3ae.engine.prune import budget_scale, row_budgets
+from l3ae.engine.prune import PRUNE, budget_scale, row_budgets
 from l3ae.engine.sequences import TARGETS, slist_inputs
 from l3ae.errors import ConfigError
 
@@ -64,14 +64,16 @@ KNOBS = {
     "pull_power": ("the exponent of the adaptive pull",
                    lambda c: c.reg_e != 0 and c.pull == "adaptive"),
     "reg_f": ("the ridge λ_F of phase 1 (the semantic C)", lambda c: c.uses_c),
-    "budget": ("how --topk is shared out among items", lambda c: c.topk > 0),
+    "prune": ("how the --topk·n weights are chosen", lambda c: c.topk > 0),
+    "budget": ("how --topk is shared out among the rows",
+               lambda c: c.topk > 0 and c.prune == "row"),
     "window": ("the prefix window of slist's transitions", lambda c: c.transitions),
     "decay": ("the position decay of slist's transitions", lambda c: c.transitions),
     "targets": ("what follows a prefix in slist's transitions", lambda c: c.transitions),
 }
 # the value of a knob that does not enter, and the default of one that enters unset
 NEUTRAL = {"reg_x": 0.0, "dropout": 0.0, "xi": 0.0, "reg_e": 0.0, "alpha": 0.0,
-           "pull": "uniform", "pull_power": None, "reg_f": None, "budget": 0.0,
+           "pull": "uniform", "pull_power": None, "reg_f": None, "prune": "global", "budget": 0.0,
            "window": 0, "decay": 1.0, "targets": "next"}
 UNSET = {"reg_f": 1.0, "pull_power": 0.5}
 
@@ -90,7 +92,9 @@ class Config:
     pull_power: float | None = None
     alpha: float = 0.0
     topk: int = 500
-    # a pruned row i keeps about topk·n·(1 + c_i)^budget / Σ(1 + c)^budget weights (c: train
+    # "global": the topk·n largest |B_ij| of B, at most 2·topk a row; "row": each row its own
+    prune: str = "global"
+    # (prune "row") a pruned row i keeps about topk·n·(1 + c_i)^budget / Σ(1 + c)^budget weights (c: train
     # counts; 0: topk each): see l3ae.engine.prune and bench/results/compact.md
     budget: float = 0.0
     # slist: a prefix holds its last `window` events, the one k steps back weighted decay**k;
@@ -135,6 +139,8 @@ class Config:
         """A Config as recorded in a model file or a config file, knobs that do not enter reset
         (older files recorded every knob)."""
         values = dict(values)
+        if "prune" not in values and values.get("topk", 500):
+            values["prune"] = "row"  # files before the global selection pruned each row
         if "budget" not in values and values.get("model") != "l3ae":
             values["reg_e"] = 0.0  # l3ae 0.1 recorded reg_e for every preset, used it for l3ae
         return cls(**values).resolve(strict=())
@@ -180,6 +186,8 @@ class Config:
             raise ConfigError(f"recency must be in (0, 1], got {self.recency}")
         if not self.debias >= 0:
             raise ConfigError(f"debias must be >= 0, got {self.debias}")
+        if self.prune not in PRUNE:
+            raise ConfigError(f"prune must be one of {', '.join(PRUNE)}, got {self.prune!r}")
         if not 0 <= self.budget <= 4:
             raise ConfigError(f"budget must be in [0, 4], got {self.budget}")
         if self.form == "slist" and not 0 <= self.alpha <= 1:
@@ -346,11 +354,17 @@ def solved_terms(cfg: Config, popularity):
 
 def row_budgets_of(cfg: Config, popularity, active=None):
     """(n,) int64 weights each row of a pruned build keeps (over ``active`` items when given),
-    or None when every row keeps topk (:mod:`l3ae.engine.prune`)."""
-    if not cfg.topk or not cfg.budget:
+    or None when every row keeps topk or the selection is global (:mod:`l3ae.engine.prune`)."""
+    if not cfg.topk or not cfg.budget or cfg.prune != "row":
         return None
     c = np.asarray(popularity) if active is None else np.asarray(popularity)[active]
     return row_budgets(c, budget_scale(c, cfg.topk, cfg.budget), cfg.budget, len(c) - 1)
+
+
+def pruning(cfg: Config, popularity, active=None):
+    """The solvers' keywords that size B: topk, prune and the row budgets (over ``active``)."""
+    return dict(topk=cfg.topk, prune=cfg.prune,
+                budgets=row_budgets_of(cfg, popularity, active))
 
 
 def pull_weights(popularity, pull="uniform", power=0.5):
@@ -425,16 +439,15 @@ def fit_weights(cfg: Config, X, E=None, item_ids=None, progress=None, sequences=
     popularity = np.asarray(X.sum(axis=0)).ravel()
     check_solver(cfg, solver)
     if cfg.c_alone:
-        out = text_weights(np.asarray(E, dtype), cfg.reg_f, cfg.topk,
-                           budgets=row_budgets_of(cfg, popularity), progress=progress)
+        out = text_weights(np.asarray(E, dtype), cfg.reg_f, **pruning(cfg, popularity),
+                           progress=progress)
     else:
         active, t = solved_terms(cfg, popularity)
         X, N = solve_inputs(cfg, X, sequences, active)
         if active is not None:
             item_ids = None if item_ids is None else [item_ids[j] for j in active]
         out = solve_weights(X, **t.solve(), transition=N, E=E if cfg.needs_text else None,
-                            topk=cfg.topk,
-                            budgets=row_budgets_of(cfg, popularity, active), dtype=dtype,
+                            **pruning(cfg, popularity, active), dtype=dtype,
                             item_ids=item_ids, progress=progress, **solver)
         if active is not None:
             n = len(popularity)

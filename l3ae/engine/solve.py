@@ -247,12 +247,12 @@ def transition_diagonal(P, N, block, report=ignore):
 
 
 def weights_from_inverse(inv: Inverse, *, reg_e=0.0, w=None, xi=0.0, constraint=None, E=None,
-                         reg_f=None, additive=0.0, topk=500, budgets=None, overwrite=False,
-                         block=None, progress=None, keep_pwe=False) -> Weights:
+                         reg_f=None, additive=0.0, topk=500, prune="row", budgets=None,
+                         overwrite=False, block=None, progress=None, keep_pwe=False) -> Weights:
     """B from a factorization: B = I + λ_E M Eᵀ Dg(1/δ) − P Dg(g) row block by row block.
 
     ``reg_e`` and ``w`` must be those that made ``inv.a`` (only their product with λ_E enters
-    B beyond a). budgets : (n,) int64 weights to keep per row instead of topk each (topk > 0).
+    B beyond a). prune, budgets : see :func:`solve_weights`.
     overwrite : write dense B over P (topk = 0 only; P is destroyed).
     keep_pwe : also return P W E (n, d) in ``Weights.pwe`` (λ_E ≠ 0; :mod:`l3ae.engine.foldin`).
     """
@@ -313,7 +313,7 @@ def weights_from_inverse(inv: Inverse, *, reg_e=0.0, w=None, xi=0.0, constraint=
     g = g.astype(dtype)
 
     V = sem["V"] if L is not None else None
-    pruner = RowPruner(n, topk, dtype, budgets) if topk else None
+    pruner = RowPruner(n, topk, dtype, budgets, prune == "global") if topk else None
     dense = None
     if pruner is None:
         dense = inv.P if overwrite and isinstance(inv.P, np.ndarray) else np.empty((n, n), dtype)
@@ -337,7 +337,7 @@ def weights_from_inverse(inv: Inverse, *, reg_e=0.0, w=None, xi=0.0, constraint=
 
 def solve_weights(X, *, reg_x, reg_e=0.0, w=None, dropout=0.0, xi=0.0, constraint=None,
                   E=None, reg_f=None, collective=0.0, additive=0.0, transition=None, topk=500,
-                  budgets=None,
+                  prune="row", budgets=None,
                   dtype=np.float32, block=None, item_ids=None, progress=None,
                   max_memory=None, workdir=None, resume=False, tile=None, tile_name="l3ae",
                   on_checkpoint=None, keep_pwe=False, cluster=None) -> Weights:
@@ -352,7 +352,8 @@ def solve_weights(X, *, reg_x, reg_e=0.0, w=None, dropout=0.0, xi=0.0, constrain
     transition : N (n, n) sparse of the order-aware slist, B gains P N (X is then its stacked
     X̃; :func:`l3ae.engine.sequences.slist_inputs`).
     topk : keep the k largest-magnitude off-diagonal entries per row (CSR); 0: dense B (n, n).
-    budgets : (n,) int64, how many row i keeps instead (:func:`l3ae.engine.prune.row_budgets`).
+    prune : "row" (topk a row) or "global" (the n·topk largest of B, at most 2·topk a row).
+    budgets : (n,) int64, how many row i keeps instead ("row"; :func:`l3ae.engine.prune.row_budgets`).
     progress : optional callable(phase, done, total, info="") (:mod:`l3ae.engine.progress`);
     the tiled phases pass "GFLOP/s, ETA" as ``info``.
 
@@ -381,7 +382,7 @@ def solve_weights(X, *, reg_x, reg_e=0.0, w=None, dropout=0.0, xi=0.0, constrain
     if cluster is None:
         where, tile, _ = memory.plan(n, itemsize=dtype.itemsize, nnz=X.nnz,
                                      d=E.shape[1] if E is not None else 0, topk=topk,
-                                     max_memory=max_memory, tile=tile)
+                                     prune=prune, max_memory=max_memory, tile=tile)
         tile_path = Path(workdir or tempfile.gettempdir()) / f"{tile_name}.tiles.h5"
         if resume and tile_path.exists():
             where, tile = "tiles", tile or 1  # the file's own tile size is used
@@ -395,7 +396,7 @@ def solve_weights(X, *, reg_x, reg_e=0.0, w=None, dropout=0.0, xi=0.0, constrain
     try:
         out = weights_from_inverse(inv, reg_e=reg_e, w=w, xi=xi, constraint=constraint, E=E,
                                    reg_f=reg_f, additive=additive, topk=topk,
-                                   budgets=budgets, overwrite=not topk, block=block,
+                                   prune=prune, budgets=budgets, overwrite=not topk, block=block,
                                    progress=progress, keep_pwe=keep_pwe)
     except BaseException:
         if not isinstance(inv.P, np.ndarray):
@@ -412,7 +413,7 @@ def solve_weights(X, *, reg_x, reg_e=0.0, w=None, dropout=0.0, xi=0.0, constrain
     return Weights(out.B, out.diag, timings, out.pwe)
 
 
-def text_weights(E, reg_f, topk=500, block=1024, progress=None, budgets=None):
+def text_weights(E, reg_f, topk=500, block=1024, progress=None, budgets=None, prune="row"):
     """Text-only "EASE on text": B = C (phase 1 alone). No interactions, no n×n buffer if pruned."""
     t0 = time.perf_counter()
     E = np.ascontiguousarray(E)
@@ -420,7 +421,7 @@ def text_weights(E, reg_f, topk=500, block=1024, progress=None, budgets=None):
         E = E.astype(np.float32)
     n = E.shape[0]
     fac = semantic_factors(E, reg_f)
-    pruner = RowPruner(n, topk, E.dtype, budgets) if topk else None
+    pruner = RowPruner(n, topk, E.dtype, budgets, prune == "global") if topk else None
     dense = None if topk else np.empty((n, n), E.dtype)
     for r0 in range(0, n, block):
         r1 = min(n, r0 + block)
