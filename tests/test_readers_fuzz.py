@@ -156,3 +156,46 @@ def test_well_formed_item_tables_round_trip(tmp_path, table):
     assert got_ids == list(table)
     assert cols["title"] == [t for t, _ in table.values()]
     assert cols["description"] == [d for _, d in table.values()]
+
+
+def general_reader(p):
+    """read_interactions with its numba scan turned off: the csv module reads every file."""
+    import pytest
+
+    from l3ae.io import stream
+
+    def refuse(*a, **k):
+        raise stream.NotStreamable("off")
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(stream, "read_table", refuse)
+        return read_interactions(p)
+
+
+def outcome(read, p):
+    try:
+        out = read(p)
+    except DataFormatError as exc:
+        return str(exc)
+    return (out.users.tolist(), out.items.tolist(), out.user_ids, out.item_ids)
+
+
+# ids as the scan must take them or hand over: spaces around, non-ASCII letters and blanks
+IDS = st.sampled_from([b"a", b"b", b" a", b"a ", b"1", b"\xc3\xa9", b"\xe6\x97\xa5", b"x\xc2\xa0",
+                       b"a b", b""])
+
+
+@SETTINGS
+@given(header=st.sampled_from([b"user_id,item_id\n", b"user_id\titem_id\n",
+                               b"\xef\xbb\xbfuser_id,item_id,rating\n", b"item_id;user_id\n"]),
+       body=TRICKY, rows=st.lists(st.tuples(IDS, IDS), max_size=12),
+       ends=st.sampled_from([b"\n", b"\r\n"]))
+def test_the_numba_scan_reads_as_the_csv_module_does(tmp_path, header, body, rows, ends):
+    """Whatever the bytes, the fast path gives the general reader's result or its error."""
+    delim = b"\t" if b"\t" in header else b";" if b";" in header else b","
+    table = ends.join(u + delim + i + (b",5" if b"rating" in header else b"")
+                      for u, i in rows)
+    for data in (header + table, header + table + ends + body):
+        p = tmp_path / "r.csv"
+        p.write_bytes(data)
+        assert outcome(read_interactions, p) == outcome(general_reader, p)

@@ -79,6 +79,81 @@ def lookup(table, kbuf, koff, buf, a, b):
     return -1 - np.int64(h >> np.uint64(2))
 
 
+@njit(cache=True)
+def _intern(table, ka, kb, data, a, b, n):
+    """(key number of data[a:b], key count): a key already among data[ka[k]:kb[k]] (k < n) in
+    the open-addressing ``table``, else added as key n."""
+    mask = len(table) - 1
+    slot = np.int64(fnv1a(data, a, b) & np.uint64(mask))
+    while table[slot] >= 0:
+        k = table[slot]
+        if _same(data, a, b, data, ka[k], kb[k]):
+            return k, n
+        slot = (slot + 1) & mask
+    table[slot] = n
+    ka[n] = a
+    kb[n] = b
+    return n, n + 1
+
+
+@njit(cache=True)
+def _rehash(table, ka, kb, data, n):
+    """The keys of ``table`` in one twice its size."""
+    out = np.full(2 * len(table), -1, np.int64)
+    mask = len(out) - 1
+    for k in range(n):
+        slot = np.int64(fnv1a(data, ka[k], kb[k]) & np.uint64(mask))
+        while out[slot] >= 0:
+            slot = (slot + 1) & mask
+        out[slot] = k
+    return out
+
+
+@njit(cache=True)
+def encode_table(data, delim, iu, ii, need, users, items, uka, ukb, ika, ikb):
+    """Dictionary-encode the user and item fields of complete table lines (no header), each id
+    numbered in order of first appearance: the scan of :func:`scan_lines`, for a build.
+
+    Out: users/items (rows,) codes; uka/ukb (ika/ikb) the byte range of each user's (item's)
+    first appearance. Every array holds at least one entry per line.
+    Returns (rows, users, items, status, offset of the line with the status).
+    """
+    L = len(data)
+    utab = np.full(1024, -1, np.int64)
+    itab = np.full(1024, -1, np.int64)
+    nu = 0
+    ni = 0
+    nrows = 0
+    pa = 0
+    pb = 0
+    a = 0
+    while a < L:
+        e = a
+        while e < L and data[e] != 10:
+            e += 1
+        st = _line_status(data, a, e, False, delim)
+        if st != OK:
+            return nrows, nu, ni, st, a
+        if e > a and not (e == a + 1 and data[a] == 13):
+            ua, ub, ia, ib, st = _table_fields(data, a, e, delim, iu, ii, need)
+            if st != OK:
+                return nrows, nu, ni, st, a
+            if 2 * (nu + 1) > len(utab):
+                utab = _rehash(utab, uka, ukb, data, nu)
+            if 2 * (ni + 1) > len(itab):
+                itab = _rehash(itab, ika, ikb, data, ni)
+            if nrows and _same(data, ua, ub, data, pa, pb):  # rows grouped by user: no hash
+                users[nrows] = users[nrows - 1]
+            else:
+                users[nrows], nu = _intern(utab, uka, ukb, data, ua, ub, nu)
+            pa = ua
+            pb = ub
+            items[nrows], ni = _intern(itab, ika, ikb, data, ia, ib, ni)
+            nrows += 1
+        a = e + 1
+    return nrows, nu, ni, OK, L
+
+
 @njit(cache=True, inline="always")
 def _blank(c):
     """ASCII whitespace as str.strip()/str.split() see it: \\t \\n \\v \\f \\r \\x1c-\\x1f space."""

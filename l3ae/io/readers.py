@@ -206,6 +206,16 @@ def read_interactions(path, user_col="user_id", item_col="item_id", rating_col="
         return read_sequences(path)
     if fmt != "table":
         raise DataFormatError(f"unknown format {fmt!r}; choose from {', '.join(FORMATS)}", path)
+    if min_rating is None:  # the numba scan first; anything it does not take is read below
+        from l3ae.io.stream import NotStreamable, read_table
+
+        try:
+            users, items, user_ids, item_ids = read_table(path, user_col, item_col, sep)
+        except NotStreamable:
+            pass
+        else:
+            if len(users):
+                return _collapsed(users, items, user_ids, item_ids, path)
     names, rows = _open_rows(path, sep)
     iu, ii = _column(names, user_col, path, "user"), _column(names, item_col, path, "item")
     ir = _column(names, rating_col, path, "rating") if min_rating is not None else None
@@ -232,12 +242,16 @@ def read_interactions(path, user_col="user_id", item_col="item_id", rating_col="
                               f" with rating >= {min_rating}"), path=path)
     _refuse_nul(path, umap, "user")
     _refuse_nul(path, imap, "item")
-    users, items = np.asarray(us, np.int64), np.asarray(its, np.int64)
-    # collapse duplicates, keep order of first appearance
-    key = users * len(imap) + items
+    return _collapsed(np.asarray(us, np.int64), np.asarray(its, np.int64), list(umap),
+                      list(imap), path)
+
+
+def _collapsed(users, items, user_ids, item_ids, path):
+    """Interactions with duplicate (user, item) rows collapsed, first appearances in order."""
+    key = users * len(item_ids) + items
     _, first = np.unique(key, return_index=True)
     first.sort()
-    return Interactions(users[first], items[first], list(umap), list(imap), str(path))
+    return Interactions(users[first], items[first], user_ids, item_ids, str(path))
 
 
 def read_sequences(path) -> Interactions:

@@ -88,6 +88,31 @@ def _layout(path, fmt, user_col, item_col, sep):
     return _Layout(False, ord(delim), iu, ii, max(iu, ii) + 1, len(header))
 
 
+def read_table(path, user_col="user_id", item_col="item_id", sep=None):
+    """(users, items, user_ids, item_ids) of an interactions table, as
+    :func:`l3ae.io.readers.read_interactions` reads it without --min-rating (duplicates not yet
+    collapsed), in one numba scan of the whole file. Raises NotStreamable for anything that
+    scan does not take (the caller then reads the file with the general reader)."""
+    lay = _layout(path, "table", user_col, item_col, sep)
+    data = np.fromfile(path, np.uint8, offset=lay.start)
+    raw = data.tobytes()
+    if (data >= 0x80).any():
+        try:
+            raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise NotStreamable("not UTF-8") from None
+    cap = int(np.count_nonzero(data == 10)) + 1
+    users, items = np.empty(cap, np.int64), np.empty(cap, np.int64)
+    ranges = [np.empty(cap, np.int64) for _ in range(4)]
+    rows, nu, ni, status, _ = _fastio.encode_table(data, lay.delim, lay.iu, lay.ii, lay.need,
+                                                   users, items, *ranges)
+    if status != _fastio.OK:
+        raise NotStreamable(_REASONS[status])
+    uka, ukb, ika, ikb = ranges
+    return (users[:rows], items[:rows], [raw[a:b].decode() for a, b in zip(uka[:nu], ukb[:nu])],
+            [raw[a:b].decode() for a, b in zip(ika[:ni], ikb[:ni])])
+
+
 def _blocks(path, lay, lookup, block=BLOCK, check_text=False):
     """Yield (buf, rows, codes, g_ua, g_ub, g_row) per block of whole user groups: buf the bytes,
     rows how many rows of the block belong to those groups, codes (rows,) int64 item numbers in
