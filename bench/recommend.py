@@ -68,19 +68,35 @@ def chunks(m, n, pop, seed):
         yield c, lens[:k], items[:lens[:k].sum()]
 
 
-def write_inputs(folder, m, n, topk, seed, budget=0.0):
+def lengths_like(path, counts, topk):
+    """(n,) int64 row lengths of mean about topk shaped as a real model's: the item at
+    popularity quantile q gets topk × (the real model's row length at its quantile q / its
+    mean), so popular rows are as much longer as a global selection made them."""
+    from l3ae.io.model_file import read_model
+
+    real = read_model(path)
+    B, pop = real["B"], np.asarray(real["popularity"])
+    rel = (np.diff(B.indptr) / (B.nnz / B.shape[0]))[np.argsort(-pop, kind="stable")]
+    rank = np.empty(len(counts), np.int64)
+    rank[np.argsort(-counts, kind="stable")] = np.arange(len(counts))
+    ks = rel[(rank * len(rel)) // len(counts)] * topk
+    return np.minimum(np.rint(ks), len(counts) - 1).astype(np.int64)
+
+
+def write_inputs(folder, m, n, topk, seed, budget=0.0, like=None):
     """model.h5 (pruned random B) and users.csv (grouped by user) in folder."""
     from l3ae.engine.models import Config, row_budgets_of
     from l3ae.io.model_file import write_model
 
     pop = popularity(n, seed)
-    model = os.path.join(folder, f"model-{n}-{topk}-{budget}.h5")
+    tag = os.path.basename(like) if like else budget
+    model = os.path.join(folder, f"model-{n}-{topk}-{tag}.h5")
     if not os.path.exists(model):
         rng = np.random.default_rng(seed + 1)
-        cfg = Config.from_preset("ease", topk=topk, budget=budget)
+        cfg = Config.from_preset("ease", topk=topk, prune="row", budget=budget)
         counts = np.round(pop * 1e6).astype(np.int64)
         # rows as long as a build's: its per-row budgets (l3ae.engine.prune), popular rows longer
-        ks = row_budgets_of(cfg, counts)
+        ks = row_budgets_of(cfg, counts) if like is None else lengths_like(like, counts, topk)
         ks = np.full(n, topk) if ks is None else ks
         cols = rng.choice(n, size=int(ks.sum()), p=pop)
         B = sp.csr_matrix((rng.standard_normal(len(cols)).astype(np.float32),
@@ -168,7 +184,10 @@ def main():
     ap.add_argument("--items", type=int, default=20_000)
     ap.add_argument("--topk", type=int, default=200)
     ap.add_argument("--budget", type=float, default=0.0, help="rows shared out as `l3ae build "
-                    "--budget` does (0: topk each)")
+                    "--prune row --budget` does (0: topk each)")
+    ap.add_argument("--lengths-like", metavar="MODEL", help="rows as long (relative to their "
+                    "mean, by popularity quantile) as those of this real model.h5, e.g. one "
+                    "built with the default --prune global")
     ap.add_argument("-n", type=int, default=20)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--modes", nargs="+", default=["e2e", "kernel", "dense"],
@@ -190,7 +209,8 @@ def main():
     os.makedirs(folder, exist_ok=True)
     rows = []
     for m in args.users:
-        model, inter = write_inputs(folder, m, args.items, args.topk, args.seed, args.budget)
+        model, inter = write_inputs(folder, m, args.items, args.topk, args.seed, args.budget,
+                                    args.lengths_like)
         res = {mode: measure(mode, m, args, model, inter, folder) for mode in args.modes}
         rows.append((m, res))
         print(row_text(m, res), flush=True)
@@ -221,6 +241,13 @@ def table(rows, args):
             "kernel: topn alone. dense: X @ B_dense + argpartition in numpy. kernel/dense: "
             "speed-up of the kernel over dense numpy; agree: share of identical top-N lists "
             "(first chunk).\n\n")
+    if args.lengths_like:
+        head = head.replace("(random sparse CSR of that shape)", "(random sparse CSR; rows as "
+                            f"long, by popularity quantile, as those of {args.lengths_like}, "
+                            f"mean {args.topk})")
+    if args.budget:
+        head = head.replace("(random sparse CSR of that shape)", "(random sparse CSR; rows "
+                            f"shared out as --prune row --budget {args.budget} does)")
     head += ("| users | e2e users/s | e2e GiB | kernel users/s | kernel GiB | dense users/s | "
              "dense GiB | kernel/dense | agree |\n|" + "---|" * 9 + "\n")
     return head + "\n".join(row_text(m, res) for m, res in rows) + "\n"

@@ -130,3 +130,38 @@ def test_budgets_belong_to_the_row_selection():
     # files written before the global selection pruned each row
     assert Config.from_dict({"model": "ease", "reg_x": 1.0, "budget": 0.0}).prune == "row"
     assert Config.from_dict({"model": "ease", "topk": 0, "budget": 0.0}).topk == 0
+
+
+def ref_rows(block, row0, ks):
+    """ref_prune of a row block (row t is row row0 + t of the matrix)."""
+    out = np.zeros_like(block)
+    for t, row in enumerate(block):
+        cand = [j for j in range(len(row)) if j != row0 + t and row[j] != 0 and row[j] == row[j]]
+        cand.sort(key=lambda j: (-abs(row[j]), j))
+        out[t, cand[:ks[t]]] = row[cand[:ks[t]]]
+    return out
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_long_rows_select_exactly_whether_the_sampled_bound_holds_or_not(dtype):
+    """Rows of 3000: the selection looks past a bound estimated from 512 sampled entries; the
+    last rows put their largest entries at exactly the sampled places, so that the bound
+    is too high and the whole row is searched."""
+    from l3ae.engine.prune import prune_block
+
+    rng = np.random.default_rng(7)
+    n, r = 3000, 12
+    block = rng.standard_normal((r, n)).round(2).astype(dtype)  # ties in magnitude
+    block[rng.random((r, n)) < 0.3] = 0.0
+    block[2, ::7] = np.nan
+    sampled = (np.arange(512) * n) // 512
+    block[-3:] = 0.01
+    block[-3:, sampled] = 5.0
+    ks = np.array([1, 20, 100, 500, 740, 3, 64, 9, 2, 600, 700, 513])
+    idx, val, cnt = prune_block(block, 40, ks)
+    got = np.zeros_like(block)
+    starts = np.r_[0, np.cumsum(ks)[:-1]]
+    for t in range(r):
+        got[t, idx[starts[t]:starts[t] + cnt[t]]] = val[starts[t]:starts[t] + cnt[t]]
+        assert np.all(np.diff(idx[starts[t]:starts[t] + cnt[t]]) > 0)
+    np.testing.assert_array_equal(got, ref_rows(block, 40, ks))

@@ -311,6 +311,30 @@ def _scatter_sparse(xptr, xidx, xval, mptr, midx, bptr, bidx, bval, u, s, touche
     return cnt
 
 
+@njit(cache=True, inline="always")
+def _magnitude(row, j, d):
+    """|row[j]| as float64, or -1 where never kept: the diagonal d, NaN, exact zero."""
+    v = abs(np.float64(row[j]))
+    return v if (j != d and v == v and v != 0.0) else -1.0
+
+
+@njit(cache=True)
+def _sample_bound(row, d, k):
+    """A magnitude that about 1.5·k + 4·√k entries of the row reach (estimated from 512
+    evenly spaced ones), so that the exact k-th largest is, with high probability, among
+    those; -1 when the estimate is of no use (the caller then looks at the whole row)."""
+    n = len(row)
+    s = 512
+    sample = np.empty(s)
+    for i in range(s):
+        sample[i] = _magnitude(row, (i * n) // s, d)
+    want = 1.5 * k * s / n + 4.0 * np.sqrt(k * s / n) + 4.0
+    r = int(want)
+    if r >= s:
+        return -1.0
+    return np.partition(sample, s - 1 - r)[s - 1 - r]
+
+
 @njit(parallel=True, cache=True)
 def topk_rows(block, row0, ks, offs, out_idx, out_val, out_cnt):
     """Keep the ks[t] off-diagonal entries of largest magnitude in row t of ``block`` (r, n).
@@ -318,33 +342,83 @@ def topk_rows(block, row0, ks, offs, out_idx, out_val, out_cnt):
     Magnitude, not value: large negative weights demote items, and dropping them changes
     rankings far more (measured in bench/reference.py). Exact zeros are not kept. Row t of the
     block is row ``row0 + t`` of the full matrix; its diagonal entry is skipped; NaNs are never
-    kept. Row t's entries go to out_idx / out_val (flat) from offs[t] on: int64 column indices
+    kept. Row t's entries go to out_idx / out_val (flat) from offs[t] on: column indices
     sorted ascending and their values; out_cnt[t] says how many (≤ ks[t]).
-    The threshold comes from a quickselect (np.partition): O(n) per row.
+    The threshold is the exact ks[t]-th largest magnitude, from a quickselect (np.partition)
+    over the entries above a bound estimated from a sample of the row (one pass over the row
+    instead of several; the whole row when the bound falls short), ties at it kept lowest
+    columns first.
     """
     r, n = block.shape
     for t in prange(r):
         row = block[t]
         d = row0 + t
         k = ks[t]
-        mag = np.empty(n, dtype=np.float64)
-        for j in range(n):
-            v = abs(np.float64(row[j]))
-            mag[j] = v if (j != d and v == v and v != 0.0) else -1.0  # never kept
-        thr = np.partition(mag, n - k)[n - k] if 0 < k <= n else np.inf
-        # keep |v| > thr, then ties at thr (lowest indices first) until k are kept
-        room = k
-        for j in range(n):
-            if mag[j] > thr:
-                room -= 1
         q = offs[t]
-        for j in range(n):
-            m = mag[j]
-            tie = m == thr and m > 0.0 and room > 0
-            if m > thr or tie:
+        out_cnt[t] = 0
+        if k <= 0:
+            continue
+        cand = np.empty(n, np.int64)
+        mag = np.empty(n)
+        m = 0
+        bound = _sample_bound(row, d, k) if 4 * k < n else -1.0
+        if bound > 0.0:
+            for j in range(n):
+                v = _magnitude(row, j, d)
+                if v >= bound:
+                    cand[m] = j
+                    mag[m] = v
+                    m += 1
+        if m < k:  # the bound fell short (or was not tried): every entry is a candidate
+            m = 0
+            for j in range(n):
+                v = _magnitude(row, j, d)
+                if v > 0.0:
+                    cand[m] = j
+                    mag[m] = v
+                    m += 1
+        if m == 0:
+            continue
+        thr = np.partition(mag[:m], m - k)[m - k] if k < m else 0.0
+        room = k  # keep |v| > thr, then ties at thr (lowest columns first) until k are kept
+        for c in range(m):
+            if mag[c] > thr:
+                room -= 1
+        for c in range(m):
+            v = mag[c]
+            tie = v == thr and room > 0
+            if v > thr or tie:
                 if tie:
                     room -= 1
+                j = cand[c]
                 out_idx[q] = j
                 out_val[q] = row[j]
                 q += 1
         out_cnt[t] = q - offs[t]
+
+
+@njit(cache=True)
+def held_magnitudes(val, offs, cnt, out):
+    """|val| of the cnt[i] entries from offs[i] on, row after row, into out (Σ cnt,)."""
+    q = 0
+    for i in range(len(cnt)):
+        for p in range(offs[i], offs[i] + cnt[i]):
+            out[q] = abs(val[p])
+            q += 1
+
+
+@njit(cache=True)
+def compact_rows(idx, val, offs, cnt, thr):
+    """Of the cnt[i] entries from offs[i] on, keep those with |val| ≥ thr, moved (in place,
+    order kept) to the front of idx/val row after row; cnt updated. Returns how many."""
+    q = 0
+    for i in range(len(cnt)):
+        c = 0
+        for p in range(offs[i], offs[i] + cnt[i]):
+            if abs(val[p]) >= thr:
+                idx[q] = idx[p]
+                val[q] = val[p]
+                q += 1
+                c += 1
+        cnt[i] = c
+    return q

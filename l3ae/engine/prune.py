@@ -68,6 +68,9 @@ class RowPruner:
     def add(self, block, row0):
         """Prune rows ``row0 : row0 + len(block)`` of the full matrix."""
         r1 = row0 + block.shape[0]
+        if not 0 <= row0 <= r1 <= self.n or block.shape[1] != self.n:
+            raise ValueError(f"rows {row0}:{r1} of {block.shape[1]} columns do not fit an "
+                             f"({self.n}, {self.n}) matrix")
         _kernels.topk_rows(block, row0, self.ks[row0:r1], self.offs[row0:r1], self.idx,
                            self.val, self.cnt[row0:r1])
 
@@ -79,35 +82,23 @@ class RowPruner:
 
     def result(self):
         """(n, n) CSR, column indices ascending in each row."""
+        thr = 0.0  # every held entry (all are nonzero)
         if self.total is not None and self.cnt.sum() > self.total:
-            self._keep_largest()
+            mag = np.empty(int(self.cnt.sum()), self.val.dtype)
+            _kernels.held_magnitudes(self.val, self.offs, self.cnt, mag)
+            mag.partition(len(mag) - self.total)  # in place
+            thr = mag[len(mag) - self.total]
+            del mag
+        nnz = _kernels.compact_rows(self.idx, self.val, self.offs, self.cnt,
+                                    self.val.dtype.type(thr))
         indptr = np.zeros(self.n + 1, np.int64)
         np.cumsum(self.cnt, out=indptr[1:])
-        if indptr[-1] < self.offs[-1]:  # rows that kept fewer than their budget: compact
-            pos = np.arange(self.offs[-1]) - np.repeat(self.offs[:-1], self.ks)
-            keep = pos < np.repeat(self.cnt, self.ks)
-            self.idx, self.val = self.idx[keep], self.val[keep]
-        indices = self.idx.astype(np.int64)
-        self.idx = None
-        B = sp.csr_matrix((self.val, indices, indptr), shape=(self.n, self.n), copy=False)
+        indices = self.idx[:nnz].astype(np.int64)
+        values = self.val[:nnz].copy()
+        self.idx = self.val = None
+        B = sp.csr_matrix((values, indices, indptr), shape=(self.n, self.n), copy=False)
         B.indptr, B.indices = indptr, indices  # scipy may downcast; keep int64 for nnz > 2**31
         return B
-
-    def _keep_largest(self):
-        """Drop all but the ``total`` largest magnitudes held (ties at the threshold kept),
-        compacting each row's entries to the front of its slot."""
-        row = np.repeat(np.arange(self.n), self.ks)
-        held = np.arange(self.offs[-1]) - self.offs[:-1][row] < self.cnt[row]
-        mag = np.abs(self.val)
-        mag[~held] = -1.0
-        thr = np.partition(mag, len(mag) - self.total)[len(mag) - self.total]
-        keep = held & (mag >= thr)
-        del mag
-        kept = keep[held]  # held entries of a row are contiguous from its slot's start
-        self.cnt = np.bincount(row[keep], minlength=self.n).astype(np.int64)
-        self.ks, self.offs = self.cnt.copy(), np.zeros(self.n + 1, np.int64)
-        np.cumsum(self.ks, out=self.offs[1:])
-        self.idx, self.val = self.idx[held][kept], self.val[held][kept]
 
 
 def prune_block(block, row0, ks):
