@@ -48,7 +48,7 @@ class Recommender:
         solver : run-time options passed to :func:`l3ae.engine.solve.solve_weights`.
         """
         X = sp.csr_matrix(X)
-        self.config_ = self.config
+        self.config_ = self.config.for_items(X.shape[1])  # topk "auto" resolved
         if foldable:
             foldin.coefficients(self.config_)  # refuse what cannot be folded before the build
             solver["keep_pwe"] = True

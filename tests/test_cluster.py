@@ -178,12 +178,13 @@ def test_dask_cli_cluster_builds_the_same_model_and_losing_it_exits_1(tmp_path, 
     try:
         one = tmp_path / "one.h5"
         r = CliRunner().invoke(cli, ["build", "--interactions", str(ratings), "--model", "ease",
-                                     "--out", str(one), "-q"])
+                                     "--topk", "50", "--out", str(one), "-q"])
         assert r.exit_code == 0, r.output
         out = tmp_path / "dask.h5"
         p = subprocess.run([BIN + "l3ae", "build", "--interactions", str(ratings), "--model",
-                            "ease", "--cluster", address, "--tile", "32", "--out", str(out),
-                            "-q"], capture_output=True, text=True, timeout=300)
+                            "ease", "--topk", "50", "--cluster", address, "--tile", "32",
+                            "--out", str(out), "-q"], capture_output=True, text=True,
+                           timeout=300)
         assert p.returncode == 0, p.stderr
         a, b = read_model(one), read_model(out)
         assert a["item_ids"] == b["item_ids"]
@@ -311,7 +312,7 @@ def test_tile_alone_runs_the_tiled_solve_on_this_machine(tmp_path, ratings):
     one, tiled = tmp_path / "one.h5", tmp_path / "tiled.h5"
     for out, extra in ((one, []), (tiled, ["--tile", "48"])):
         r = CliRunner().invoke(cli, ["build", "--interactions", str(ratings), "--model", "ease",
-                                     "--out", str(out), *extra])
+                                     "--topk", "50", "--out", str(out), *extra])
         assert r.exit_code == 0, r.output
     assert "tile 48.00" in r.output
     a, b = read_model(one)["B"], read_model(tiled)["B"]

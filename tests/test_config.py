@@ -84,7 +84,8 @@ def test_old_model_files_with_every_knob_still_load(data, tmp_path):
         assert cfg["reg_f"] is None
         f.attrs["config"] = json.dumps(dict(cfg, reg_f=1.0, pull_power=0.5))
     rec = Recommender.load(tmp_path / "m.h5")
-    assert rec.config_.reg_f is None and rec.config_ == Config.from_preset("ease", reg_x=20.0)
+    assert rec.config_.reg_f is None
+    assert rec.config_ == Config.from_preset("ease", reg_x=20.0).for_items(X.shape[1])
     assert read_model(tmp_path / "m.h5")["config"]["reg_f"] == 1.0  # the file is untouched
 
 
@@ -115,7 +116,8 @@ def test_config_files_of_older_versions_still_work(data, tmp_path):
     r = CliRunner().invoke(cli, ["build", "--interactions", str(tmp_path / "r.csv"), "--config",
                                  str(tmp_path / "old.cfg"), "--out", str(tmp_path / "m.h5")])
     assert r.exit_code == 0, r.output
-    assert Recommender.load(tmp_path / "m.h5").config_ == Config.from_preset("ease", reg_x=20.0)
+    assert (Recommender.load(tmp_path / "m.h5").config_
+            == Config.from_preset("ease", reg_x=20.0).for_items(X.shape[1]))
     # the same value where it enters is kept: reg_f = 1.0 of an l3ae file is its λ_F
     from l3ae.cli._options import config_from
 

@@ -110,7 +110,7 @@ def ratings(tmp_path):
 def test_build_killed_at_random_moments_keeps_the_previous_model(tmp_path, ratings):
     out = tmp_path / "m.h5"
     variants = [["build", "--interactions", ratings, "--model", "ease", "--reg-x", reg,
-                 "--out", out] for reg in ("50", "80")]
+                 "--topk", "50", "--out", out] for reg in ("50", "80")]
     assert CliRunner().invoke(cli, list(map(str, variants[1]))).exit_code == 0  # numba warm
     refs = [Recommender.load(out).B_.toarray()]
     seconds = timed_run(variants[0])

@@ -165,3 +165,55 @@ def test_long_rows_select_exactly_whether_the_sampled_bound_holds_or_not(dtype):
         got[t, idx[starts[t]:starts[t] + cnt[t]]] = val[starts[t]:starts[t] + cnt[t]]
         assert np.all(np.diff(idx[starts[t]:starts[t] + cnt[t]]) > 0)
     np.testing.assert_array_equal(got, ref_rows(block, 40, ks))
+
+
+def test_topk_auto_keeps_small_catalogs_dense_and_prunes_from_4000_items():
+    cfg = Config.from_preset("l3ae")
+    assert cfg.topk == "auto"
+    assert [cfg.topk_for(n) for n in (30, 3999, 4000, 57000)] == [0, 0, 500, 500]
+    assert Config.from_preset("l3ae", topk=7).topk_for(30) == 7
+    small = cfg.for_items(3533)  # what a model of ML-1M's size records
+    assert small.topk == 0 and small.prune == "global" and small.budget == 0.0
+    big = Config.from_preset("ease", prune="row", budget=0.5).for_items(8000)
+    assert big.topk == 500 and big.prune == "row" and big.budget == 0.5
+    with pytest.raises(ConfigError, match="topk must be an integer >= 0"):
+        Config.from_preset("ease", topk=-3)
+    with pytest.raises(ConfigError, match="topk must be an integer >= 0"):
+        Config.from_preset("ease", topk="all")
+    # files before "auto" recorded their topk
+    assert Config.from_dict({"model": "ease", "reg_x": 1.0, "budget": 0.0}).topk == 500
+
+
+def test_a_default_build_on_a_small_catalog_is_dense_and_records_it(tmp_path):
+    from l3ae.model import Recommender
+
+    X, _ = random_problem(m=120, n=40, seed=5)
+    rec = Recommender("ease", reg_x=10.0).fit(X)
+    assert rec.config.topk == "auto" and rec.config_.topk == 0
+    assert isinstance(rec.B_, np.ndarray) and rec.B_.shape == (40, 40)
+    rec.save(tmp_path / "m.h5")
+    assert Recommender.load(tmp_path / "m.h5").config_.topk == 0
+
+
+@pytest.mark.parametrize("value,ok", [("auto", True), ("0", True), ("12", True), ("-1", False),
+                                      ("many", False)])
+def test_the_topk_flag_takes_a_count_or_auto(tmp_path, value, ok):
+    from click.testing import CliRunner
+
+    from l3ae.cli import cli
+
+    X, _ = random_problem(m=60, n=20, seed=1)
+    rows = ["user_id,item_id"] + [f"u{u},i{i}" for u, i in zip(*X.nonzero())]
+    (tmp_path / "r.csv").write_text("\n".join(rows) + "\n")
+    r = CliRunner().invoke(cli, ["build", "--interactions", str(tmp_path / "r.csv"), "--model",
+                                 "ease", "--reg-x", "5", "--topk", value, "--out",
+                                 str(tmp_path / "m.h5"), "-q"])
+    if not ok:
+        assert r.exit_code == 2 and f"{value!r} is not an integer >= 0 or 'auto'" in r.output
+        assert not (tmp_path / "m.h5").exists()
+        return
+    assert r.exit_code == 0, r.output
+    from l3ae.model import Recommender
+
+    got = Recommender.load(tmp_path / "m.h5")
+    assert got.config_.topk == (0 if value == "auto" else int(value))

@@ -13,6 +13,26 @@ from l3ae.io.datasets import DATASETS
 from l3ae.io.readers import FORMATS
 
 
+class TopK(click.ParamType):
+    """--topk: an integer >= 0, or auto."""
+
+    name = "K|auto"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, int) or value == "auto":
+            return value
+        try:
+            k = int(value)
+        except ValueError:
+            k = -1
+        if k < 0:
+            self.fail(f"{value!r} is not an integer >= 0 or 'auto'", param, ctx)
+        return k
+
+
+TOPK = TopK()
+
+
 def data_options(f):
     """--interactions / --dataset and the column options."""
     opts = [
@@ -66,8 +86,9 @@ def model_options(f):
                      "its prefix (or the k-th after it, in T) weighs decay^k."),
         click.option("--targets", type=click.Choice(["next", "following"]), help="slist: what "
                      "a prefix predicts: the next event, or the following --window events."),
-        click.option("--topk", type=int, help="Keep the k strongest weights per item (0: dense). "
-                     "Default 500."),
+        click.option("--topk", type=TOPK, help="Keep about k weights per item (0: a dense B). "
+                     "Default auto: 500, or a dense B for catalogs under 4,000 items, where "
+                     "pruning would not make the model 4× smaller."),
         click.option("--prune", type=click.Choice(["global", "row"]), help="Which "
                      "topk·n weights a pruned B keeps. global (default): the largest |B_ij| "
                      "of the whole B, at most 2·topk per item: items in many histories keep "

@@ -96,7 +96,8 @@ def plan(n, *, itemsize, nnz, d=0, topk=500, prune="row", max_memory=None, base=
         ram = _page_size() * os.sysconf("SC_PHYS_PAGES")
         max_memory = min(in_memory, int(0.8 * ram) if max_memory is None else max_memory)
     if not topk:
-        raise ConfigError(f"a dense B (--topk 0) needs an n×n buffer ({format_size(in_memory)})"
+        raise ConfigError(f"a dense B (--topk 0, or auto under 4,000 items) needs an n×n "
+                          f"buffer ({format_size(in_memory)})"
                           f" > --max-memory {format_size(max_memory)}: keep the top k weights")
     room = (max_memory - fixed) / (STRIPS * itemsize)  # T · N ≤ room, N ≈ n + T
     t_max = min(int((-n + math.sqrt(n * n + 4 * max(room, 0))) / 2), LAPACK_MAX_N)

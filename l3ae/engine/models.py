@@ -64,9 +64,9 @@ KNOBS = {
     "pull_power": ("the exponent of the adaptive pull",
                    lambda c: c.reg_e != 0 and c.pull == "adaptive"),
     "reg_f": ("the ridge λ_F of phase 1 (the semantic C)", lambda c: c.uses_c),
-    "prune": ("how the --topk·n weights are chosen", lambda c: c.topk > 0),
+    "prune": ("how the --topk·n weights are chosen", lambda c: c.topk != 0),
     "budget": ("how --topk is shared out among the rows",
-               lambda c: c.topk > 0 and c.prune == "row"),
+               lambda c: c.topk != 0 and c.prune == "row"),
     "window": ("the prefix window of slist's transitions", lambda c: c.transitions),
     "decay": ("the position decay of slist's transitions", lambda c: c.transitions),
     "targets": ("what follows a prefix in slist's transitions", lambda c: c.transitions),
@@ -75,6 +75,7 @@ KNOBS = {
 NEUTRAL = {"reg_x": 0.0, "dropout": 0.0, "xi": 0.0, "reg_e": 0.0, "alpha": 0.0,
            "pull": "uniform", "pull_power": None, "reg_f": None, "prune": "global", "budget": 0.0,
            "window": 0, "decay": 1.0, "targets": "next"}
+AUTO_TOPK = 500  # the weights a row keeps under --topk auto (n >= 4,000 items)
 UNSET = {"reg_f": 1.0, "pull_power": 0.5}
 
 
@@ -91,7 +92,9 @@ class Config:
     pull: str = "uniform"
     pull_power: float | None = None
     alpha: float = 0.0
-    topk: int = 500
+    # weights kept per item on average; 0 keeps B dense; "auto": AUTO_TOPK, or dense where that
+    # would not make B at least 4× smaller (:meth:`topk_for`)
+    topk: int | str = "auto"
     # "global": the topk·n largest |B_ij| of B, at most 2·topk a row; "row": each row its own
     prune: str = "global"
     # (prune "row") a pruned row i keeps about topk·n·(1 + c_i)^budget / Σ(1 + c)^budget weights (c: train
@@ -110,8 +113,26 @@ class Config:
     debias: float = 0.0
 
     def __post_init__(self):
-        if isinstance(self.window, float) and self.window.is_integer():  # from a grid or JSON
-            object.__setattr__(self, "window", int(self.window))
+        for name in ("window", "topk"):  # from a grid or JSON
+            v = getattr(self, name)
+            if isinstance(v, float) and v.is_integer():
+                object.__setattr__(self, name, int(v))
+
+    def topk_for(self, n):
+        """The weights a row keeps (0: dense) in a build on n items: ``topk``, or for "auto"
+        AUTO_TOPK where a pruned B (8 bytes a weight) is at most a quarter of a dense float32
+        one (n >= 8·AUTO_TOPK) and dense below: on a small catalog pruning saves little and
+        costs tail items (bench/results/compact.md)."""
+        if self.topk != "auto":
+            return self.topk
+        return AUTO_TOPK if n >= 8 * AUTO_TOPK else 0
+
+    def for_items(self, n):
+        """This config with ``topk`` as a build on n items resolves it (what a model records)."""
+        k = self.topk_for(n)
+        values = {**self.to_dict(), "topk": k}
+        return self if k == self.topk else Config.from_preset(values.pop("model"), strict=(),
+                                                              **values)
 
     @classmethod
     def from_preset(cls, model, strict=None, **overrides):
@@ -139,7 +160,9 @@ class Config:
         """A Config as recorded in a model file or a config file, knobs that do not enter reset
         (older files recorded every knob)."""
         values = dict(values)
-        if "prune" not in values and values.get("topk", 500):
+        if "topk" not in values:
+            values["topk"] = 500  # files before "auto" recorded their topk (500 by default)
+        if "prune" not in values and values["topk"]:
             values["prune"] = "row"  # files before the global selection pruned each row
         if "budget" not in values and values.get("model") != "l3ae":
             values["reg_e"] = 0.0  # l3ae 0.1 recorded reg_e for every preset, used it for l3ae
@@ -170,8 +193,9 @@ class Config:
             raise ConfigError(f"pull must be 'uniform' or 'adaptive', got {self.pull!r}")
         if self.dtype not in ("float32", "float64"):
             raise ConfigError(f"dtype must be float32 or float64, got {self.dtype!r}")
-        if self.topk < 0:
-            raise ConfigError(f"topk must be >= 0 (0 keeps B dense), got {self.topk}")
+        if self.topk != "auto" and not (isinstance(self.topk, int) and self.topk >= 0):
+            raise ConfigError(f"topk must be an integer >= 0 (0 keeps B dense) or 'auto', got "
+                              f"{self.topk!r}")
         for name in ("reg_x", "reg_e", "reg_f", "alpha", "pull_power"):
             v = getattr(self, name)
             if v is not None and not np.isfinite(v):
@@ -355,15 +379,16 @@ def solved_terms(cfg: Config, popularity):
 def row_budgets_of(cfg: Config, popularity, active=None):
     """(n,) int64 weights each row of a pruned build keeps (over ``active`` items when given),
     or None when every row keeps topk or the selection is global (:mod:`l3ae.engine.prune`)."""
-    if not cfg.topk or not cfg.budget or cfg.prune != "row":
+    topk = cfg.topk_for(len(popularity))
+    if not topk or not cfg.budget or cfg.prune != "row":
         return None
     c = np.asarray(popularity) if active is None else np.asarray(popularity)[active]
-    return row_budgets(c, budget_scale(c, cfg.topk, cfg.budget), cfg.budget, len(c) - 1)
+    return row_budgets(c, budget_scale(c, topk, cfg.budget), cfg.budget, len(c) - 1)
 
 
 def pruning(cfg: Config, popularity, active=None):
     """The solvers' keywords that size B: topk, prune and the row budgets (over ``active``)."""
-    return dict(topk=cfg.topk, prune=cfg.prune,
+    return dict(topk=cfg.topk_for(len(popularity)), prune=cfg.prune,
                 budgets=row_budgets_of(cfg, popularity, active))
 
 
