@@ -67,3 +67,20 @@ def test_packaged_movielens():
     assert len(ids) == 3883 and cols["title"][0] == "Toy Story" and cols["year"][0] == "1995"
     assert set(it.item_ids) <= set(ids)
     assert load_interactions("ml-100k").shape[1] == 1447
+
+
+def test_duplicates_collapse_to_first_appearances_grouped_or_not():
+    from l3ae.io.readers import _collapsed
+
+    rng = np.random.default_rng(3)
+    users = np.sort(rng.integers(0, 30, 400))  # grouped by user, as exports are
+    items = rng.integers(0, 12, 400)
+    for u, i in ((users, items), (rng.permutation(users), items)):  # and not grouped
+        got = _collapsed(u, i, [str(k) for k in range(30)], [str(k) for k in range(12)], "x")
+        seen, want = set(), []
+        for r, pair in enumerate(zip(u.tolist(), i.tolist())):
+            if pair not in seen:
+                seen.add(pair)
+                want.append(r)
+        np.testing.assert_array_equal(got.users, u[want])
+        np.testing.assert_array_equal(got.items, i[want])

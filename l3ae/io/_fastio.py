@@ -154,6 +154,19 @@ def encode_table(data, delim, iu, ii, need, users, items, uka, ukb, ika, ikb):
     return nrows, nu, ni, OK, L
 
 
+@njit(cache=True)
+def first_pairs(users, items, n_items):
+    """(rows,) bool: row r's (user, item) pair did not occur before it, for rows grouped by user
+    (users non-decreasing): one pass instead of a sort."""
+    stamp = np.full(n_items, -1, np.int64)
+    keep = np.empty(len(users), np.bool_)
+    for r in range(len(users)):
+        i = items[r]
+        keep[r] = stamp[i] != users[r]
+        stamp[i] = users[r]
+    return keep
+
+
 @njit(cache=True, inline="always")
 def _blank(c):
     """ASCII whitespace as str.strip()/str.split() see it: \\t \\n \\v \\f \\r \\x1c-\\x1f space."""

@@ -248,9 +248,14 @@ def read_interactions(path, user_col="user_id", item_col="item_id", rating_col="
 
 def _collapsed(users, items, user_ids, item_ids, path):
     """Interactions with duplicate (user, item) rows collapsed, first appearances in order."""
-    key = users * len(item_ids) + items
-    _, first = np.unique(key, return_index=True)
-    first.sort()
+    if len(users) and (users[1:] >= users[:-1]).all():  # grouped by user, as exports are
+        from l3ae.io._fastio import first_pairs
+
+        first = first_pairs(users, items, len(item_ids))
+    else:
+        key = users * len(item_ids) + items
+        _, first = np.unique(key, return_index=True)
+        first.sort()
     return Interactions(users[first], items[first], user_ids, item_ids, str(path))
 
 
