@@ -210,7 +210,8 @@ def main():
     ap.add_argument("--fractions", nargs="+", type=float, default=[1.0, 0.5, 0.2])
     ap.add_argument("--cold", nargs="*", type=float, default=[0.1])
     ap.add_argument("--models", nargs="*", choices=list(MODELS))
-    ap.add_argument("--topk", type=int, default=500)
+    ap.add_argument("--topk", type=lambda v: v if v == "auto" else int(v), default="auto",
+                    help="as l3ae's --topk (default auto: 500, dense under 4,000 items)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "results",
                                                   "quality"))
