@@ -4,11 +4,12 @@ Seen items are masked at scoring, so diagonal entries never matter and are not k
 Two ways to size a pruned B of about topk·n weights (``Config.prune``):
 
 - ``global`` (the default): the topk·n largest |B_ij| of the whole matrix, a row keeping at most
-  2·topk. A weight's error in a user's scores is B_ij whatever its row, and the rows that gain
-  are mostly those of popular items, whose many small weights reach tail items; under a fixed
-  scoring cost, keeping the largest magnitudes overall loses the least. bench/compact.py:
-  ML-1M tail recall@20 0.958 → 0.994× of the dense B (mean of 3 splits), scoring 1.44× the
-  work of equal rows (Amazon Games 1.09×).
+  2·topk. Dropping B_ij moves the scores of the c_i users who hold item i by B_ij (squared
+  error c_i·B_ij²), and scoring reads row i for those same c_i users: per weight read the loss
+  is B_ij², whatever the row, so the largest magnitudes overall are what a given scoring work
+  should keep. The rows that gain are mostly those of popular items, whose many small weights
+  reach tail items. bench/compact.py: ML-1M tail recall@20 0.958 → 0.994× of the dense B
+  (mean of 3 splits), reading 1.43× the weights a user of equal rows (Amazon Games 1.09×).
 - ``row``: topk per row (``budget`` 0), or topk·n shared out in proportion to (1 + c_i)^budget,
   c the train counts.
 """

@@ -128,10 +128,7 @@ def encode_table(data, delim, iu, ii, need, users, items, uka, ukb, ika, ikb):
     pb = 0
     a = 0
     while a < L:
-        e = a
-        while e < L and data[e] != 10:
-            e += 1
-        st = _line_status(data, a, e, False, delim)
+        e, st = _line(data, a, False, delim)
         if st != OK:
             return nrows, nu, ni, st, a
         if e > a and not (e == a + 1 and data[a] == 13):
@@ -209,6 +206,16 @@ def _line_status(data, a, e, seq, delim):
     return OK
 
 
+@njit(cache=True, inline="always")
+def _line(data, a, seq, delim):
+    """(end, status) of the line starting at data[a]: the offset of its newline (or of the end
+    of data) and :func:`_line_status`."""
+    e = a
+    while e < len(data) and data[e] != 10:
+        e += 1
+    return e, _line_status(data, a, e, seq, delim)
+
+
 @njit(cache=True)
 def scan_lines(data, seq, delim, iu, ii, need, table, kbuf, koff, codes, g_line, g_ua, g_ub,
                g_row):
@@ -229,10 +236,7 @@ def scan_lines(data, seq, delim, iu, ii, need, table, kbuf, koff, codes, g_line,
     pb = -1
     a = 0
     while a < L:
-        e = a
-        while e < L and data[e] != 10:
-            e += 1
-        st = _line_status(data, a, e, seq, delim)
+        e, st = _line(data, a, seq, delim)
         if st != OK:
             return nrows, ngroups, st, a
         if seq:
