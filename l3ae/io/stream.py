@@ -95,10 +95,10 @@ def read_table(path, user_col="user_id", item_col="item_id", sep=None):
     scan does not take (the caller then reads the file with the general reader)."""
     lay = _layout(path, "table", user_col, item_col, sep)
     data = np.fromfile(path, np.uint8, offset=lay.start)
-    raw = data.tobytes()
+    raw = memoryview(data)  # no second copy of the file
     if (data >= 0x80).any():
         try:
-            raw.decode("utf-8")
+            str(raw, "utf-8")
         except UnicodeDecodeError:
             raise NotStreamable("not UTF-8") from None
     cap = int(np.count_nonzero(data == 10)) + 1
@@ -109,8 +109,9 @@ def read_table(path, user_col="user_id", item_col="item_id", sep=None):
     if status != _fastio.OK:
         raise NotStreamable(_REASONS[status])
     uka, ukb, ika, ikb = ranges
-    return (users[:rows], items[:rows], [raw[a:b].decode() for a, b in zip(uka[:nu], ukb[:nu])],
-            [raw[a:b].decode() for a, b in zip(ika[:ni], ikb[:ni])])
+    return (users[:rows], items[:rows],
+            [str(raw[a:b], "utf-8") for a, b in zip(uka[:nu].tolist(), ukb[:nu].tolist())],
+            [str(raw[a:b], "utf-8") for a, b in zip(ika[:ni].tolist(), ikb[:ni].tolist())])
 
 
 def _blocks(path, lay, lookup, block=BLOCK, check_text=False):
