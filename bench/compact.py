@@ -124,14 +124,15 @@ def users_per_s(split, B):
     return users.shape[0] / (time.perf_counter() - t)
 
 
-def run(ds, K, seed=0):
+def run(ds, K, seed=0, preset=False):
     t0 = time.perf_counter()
     if ds == "yelp":
         data, cfg = api.Data(**YELP), Config.from_preset(**YELP_CONFIG, topk=0)
         protocol = "loo"
     else:
-        data, cfg = api.Data(**DATASETS[ds]), tuned_config(ds).replace(topk=0)
-        protocol = "random"
+        data, protocol = api.Data(**DATASETS[ds]), "random"
+        cfg = (Config.from_preset("l3ae", topk=0) if preset
+               else tuned_config(ds).replace(topk=0))
     source = data.load()
     split = api.load_split(source, protocol=protocol, seed=seed)
     E, _ = data.vectors(source, cfg, progress=False)
@@ -210,6 +211,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--datasets", nargs="+", default=ALL, choices=ALL)
     ap.add_argument("--topk", type=int, default=500, help="K: the size every route gets")
+    ap.add_argument("--preset", action="store_true", help="the l3ae preset's own "
+                    "hyperparameters instead of the tuned point (Yelp keeps its RLAE)")
     ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2],
                     help="ML-1M's random splits (the other sets ship theirs)")
     ap.add_argument("--out", default=os.path.join(HERE, "results", "compact"))
@@ -217,10 +220,12 @@ def main():
     rows = []
     for ds in args.datasets:
         for seed in (args.seeds if ds == "ml-1m" else [0]):
-            rows += run(ds, args.topk, seed)
+            rows += run(ds, args.topk, seed, args.preset)
     md = (f"# Compact models at one size\n\nCommand: `python bench/compact.py "
           f"{' '.join(sys.argv[1:])}` (2 cores). Every route at the bytes of row top-{args.topk} "
-          "(float32 + int32 per weight), the dense float32 B as the reference.\n\n"
+          "(float32 + int32 per weight), the dense float32 B as the reference"
+          + (", the l3ae preset's own hyperparameters" if args.preset else ", tuned points")
+          + ".\n\n"
           "## Summary: ratios to dense @20 (Yelp: HR@10), and the weights scoring reads a "
           "user against row top-K\n\n" + summary(rows) + "\n\n## Per dataset\n"
           + table(rows, args.topk) + "\n")
