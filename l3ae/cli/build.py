@@ -69,7 +69,8 @@ def build(out, max_memory, workdir, resume, foldable, quiet, **kw):
                                  max_memory=max_memory, resume=resume,
                                  warn=lambda msg: click.echo(msg, err=True))
     t = rec.timings_
-    weights = rec.B_.nnz if hasattr(rec.B_, "nnz") else rec.B_.size
-    click.echo(f"{cfg.model}: {n} items, {m} users, {nnz} interactions -> {out} ({weights} "
-               f"weights) in {t['total']:.1f} s ("
+    weights = (f"{rec.B_.nnz} weights" if hasattr(rec.B_, "nnz") else
+               f"dense B{', --topk auto under 4,000 items' if cfg.topk == 'auto' else ''}")
+    click.echo(f"{cfg.model}: {n} items, {m} users, {nnz} interactions -> {out} ({weights}"
+               f") in {t['total']:.1f} s ("
                + ", ".join(f"{k} {v:.2f}" for k, v in t.items() if k != "total") + ")", err=True)
