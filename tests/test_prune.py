@@ -217,6 +217,6 @@ def test_the_topk_flag_takes_a_count_or_auto(tmp_path, value, ok):
 
     got = Recommender.load(tmp_path / "m.h5")
     assert got.config_.topk == (0 if value == "auto" else int(value))
-    said = {"auto": "(dense B, --topk auto under 4,000 items)", "0": "(dense B)",
-            "12": f"({got.B_.nnz} weights)"}[value]
+    said = {"auto": "(dense B, --topk auto under 4,000 items)", "0": "(dense B)"}.get(
+        value) or f"({got.B_.nnz} weights)"
     assert said in r.output, r.output
