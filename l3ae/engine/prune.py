@@ -95,8 +95,8 @@ class RowPruner:
         indptr = np.zeros(self.n + 1, np.int64)
         np.cumsum(self.cnt, out=indptr[1:])
         indices = self.idx[:nnz].astype(np.int64)
-        values = self.val[:nnz].copy()
-        self.idx = self.val = None
+        values, self.idx, self.val = self.val, None, None
+        values.resize(nnz, refcheck=False)  # in place (realloc): no second copy of the values
         B = sp.csr_matrix((values, indices, indptr), shape=(self.n, self.n), copy=False)
         B.indptr, B.indices = indptr, indices  # scipy may downcast; keep int64 for nnz > 2**31
         return B
