@@ -91,10 +91,9 @@ def model_options(f):
                      "pruning would not make the model 4× smaller."),
         click.option("--prune", type=click.Choice(["global", "row"]), help="Which "
                      "topk·n weights a pruned B keeps. global (default): the largest |B_ij| "
-                     "of the whole B, at most 2·topk per item: items in many histories keep "
-                     "more of their small weights, which keeps tail items reachable. row: "
-                     "topk per item, or as --budget shares them out "
-                     "(bench/results/compact.md)."),
+                     "of the whole B, at most 2·topk per item (the weights whose loss costs "
+                     "the most score error per weight read). row: topk per item, or as "
+                     "--budget shares them out (bench/results/compact.md)."),
         click.option("--budget", type=float, help="With --prune row, how --topk is shared out: "
                      "item i keeps about topk·n·(1+c_i)^budget/Σ(1+c)^budget weights (c: train "
                      "counts). Default 0: topk each."),

@@ -7,9 +7,10 @@ Two ways to size a pruned B of about topk·n weights (``Config.prune``):
   2·topk. Dropping B_ij moves the scores of the c_i users who hold item i by B_ij (squared
   error c_i·B_ij²), and scoring reads row i for those same c_i users: per weight read the loss
   is B_ij², whatever the row, so the largest magnitudes overall are what a given scoring work
-  should keep. The rows that gain are mostly those of popular items, whose many small weights
-  reach tail items. bench/compact.py: ML-1M tail recall@20 0.958 → 0.994× of the dense B
-  (mean of 3 splits), reading 1.43× the weights a user of equal rows (Amazon Games 1.09×).
+  should keep. bench/compact.py, tuned points: ML-1M tail recall@20 0.958 → 0.994× of the
+  dense B (mean of 3 splits), reading 1.43× the weights a user of equal rows (the rows of
+  popular items gain, and their small weights reach tail items); at the preset's own points
+  on the Amazon sets it is within noise of rows (Games 0.959 vs 0.979), reading 0.86–0.92×.
 - ``row``: topk per row (``budget`` 0), or topk·n shared out in proportion to (1 + c_i)^budget,
   c the train counts.
 """
