@@ -52,3 +52,14 @@ def test_plan_counts_phase_1s_d_by_d_blocks():
     wide = memory.plan(5_000, d=4096, **kw)[2]
     # 6 n×d blocks of the solve's dtype, and EᵀE plus its factor in float64
     assert wide - narrow == 6 * 5_000 * 4096 * 4 + 2 * 4096 * 4096 * 8
+
+
+def test_the_global_selection_plans_for_its_held_candidates():
+    """It holds 2·topk entries a row (int32 column and a value) until every row is made."""
+    kw = dict(itemsize=4, nnz=10_000, d=0, topk=500, base=0)
+    _, _, row = memory.plan(8000, prune="row", **kw)
+    _, _, whole = memory.plan(8000, prune="global", **kw)
+    assert whole - row == 8000 * 500 * (4 + 4)
+    _, _, dense = memory.plan(8000, prune="global", **dict(kw, topk=0))
+    _, _, dense_row = memory.plan(8000, prune="row", **dict(kw, topk=0))
+    assert dense == dense_row  # nothing is held for a dense B

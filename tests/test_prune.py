@@ -220,3 +220,15 @@ def test_the_topk_flag_takes_a_count_or_auto(tmp_path, value, ok):
     said = {"auto": "(dense B, --topk auto under 4,000 items)", "0": "(dense B)"}.get(
         value) or f"({got.B_.nnz} weights)"
     assert said in r.output, r.output
+
+
+def test_rows_that_do_not_fit_the_matrix_are_refused_before_the_kernel_writes():
+    from l3ae.engine.prune import RowPruner
+
+    pr = RowPruner(10, 3, np.float32)
+    with pytest.raises(ValueError, match="rows 8:12 of 10 columns do not fit"):
+        pr.add(np.ones((4, 10), np.float32), 8)
+    with pytest.raises(ValueError, match="rows 0:2 of 9 columns do not fit"):
+        pr.add(np.ones((2, 9), np.float32), 0)
+    with pytest.raises(ValueError, match="exclude each other"):
+        RowPruner(10, 3, np.float32, budgets=np.full(10, 3), whole=True)
