@@ -19,7 +19,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from l3ae.errors import ConfigError, DataFormatError
-from l3ae.io import parquet
+from l3ae.io import _fastio, parquet
 
 _TAB_SUFFIXES = {".inter", ".item", ".user", ".tsv", ".tab"}
 
@@ -249,9 +249,7 @@ def read_interactions(path, user_col="user_id", item_col="item_id", rating_col="
 def _collapsed(users, items, user_ids, item_ids, path):
     """Interactions with duplicate (user, item) rows collapsed, first appearances in order."""
     if len(users) and (users[1:] >= users[:-1]).all():  # grouped by user, as exports are
-        from l3ae.io._fastio import first_pairs
-
-        first = first_pairs(users, items, len(item_ids))
+        first = _fastio.first_pairs(users, items, len(item_ids))
     else:
         key = users * len(item_ids) + items
         _, first = np.unique(key, return_index=True)

@@ -1,4 +1,5 @@
-"""Inputs of batch recommend: histories in chunks of users, and id lists.
+"""Inputs of batch recommend: histories in chunks of users, and id lists; and the build's
+whole-table scan (:func:`read_table`), which the general reader tries first.
 
 :func:`stream_chunks` reads an interactions file whose rows are grouped by user (each user's
 rows contiguous, as exports usually are; a sequence file always is) block by block, so memory
