@@ -335,6 +335,20 @@ def _sample_bound(row, d, k):
     return np.partition(sample, s - 1 - r)[s - 1 - r]
 
 
+@njit(cache=True, inline="always")
+def _candidates(row, d, cut, cand, mag):
+    """The columns (ascending) and magnitudes of the row's kept-able entries of magnitude
+    ≥ cut, into cand/mag; returns how many."""
+    m = 0
+    for j in range(len(row)):
+        v = _magnitude(row, j, d)
+        if v > 0.0 and v >= cut:
+            cand[m] = j
+            mag[m] = v
+            m += 1
+    return m
+
+
 @njit(parallel=True, cache=True)
 def topk_rows(block, row0, ks, offs, out_idx, out_val, out_cnt):
     """Keep the ks[t] off-diagonal entries of largest magnitude in row t of ``block`` (r, n).
@@ -360,23 +374,10 @@ def topk_rows(block, row0, ks, offs, out_idx, out_val, out_cnt):
             continue
         cand = np.empty(n, np.int64)
         mag = np.empty(n)
-        m = 0
         bound = _sample_bound(row, d, k) if 4 * k < n else -1.0
-        if bound > 0.0:
-            for j in range(n):
-                v = _magnitude(row, j, d)
-                if v >= bound:
-                    cand[m] = j
-                    mag[m] = v
-                    m += 1
+        m = _candidates(row, d, bound, cand, mag) if bound > 0.0 else 0
         if m < k:  # the bound fell short (or was not tried): every entry is a candidate
-            m = 0
-            for j in range(n):
-                v = _magnitude(row, j, d)
-                if v > 0.0:
-                    cand[m] = j
-                    mag[m] = v
-                    m += 1
+            m = _candidates(row, d, 0.0, cand, mag)
         if m == 0:
             continue
         thr = np.partition(mag[:m], m - k)[m - k] if k < m else 0.0
