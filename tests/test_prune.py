@@ -124,6 +124,12 @@ def test_budgets_belong_to_the_row_selection():
     with pytest.raises(ConfigError, match="--budget 0.5: how --topk is shared out among the "
                                           "rows does not enter"):
         Config.from_preset("ease", budget=0.5)
+    with pytest.raises(ConfigError, match=r"enter the global selection \(--prune global\); "
+                                          r"drop it \(or give --prune row\)"):
+        Config.from_preset("ease", budget=0.5)
+    with pytest.raises(ConfigError, match=r"--prune row: .* does not enter a dense B \(--topk "
+                                          r"0\); drop it \(or give --topk K\)"):
+        Config.from_preset("ease", topk=0, prune="row")
     assert Config.from_preset("ease", prune="row", budget=0.5).budget == 0.5
     with pytest.raises(ConfigError, match="prune must be one of global, row"):
         Config.from_preset("ease", prune="columns")

@@ -264,6 +264,10 @@ class Config:
             return f"model {self.model!r} without a text pull (reg-e 0)"
         if knob in ("window", "decay", "targets") and self.form == "slist":
             return f"model {self.model!r} with alpha 1 (SLIS: no transitions)"
+        if knob in ("prune", "budget") and self.topk == 0:
+            return "a dense B (--topk 0)"
+        if knob == "budget" and self.prune != "row":
+            return f"the {self.prune} selection (--prune {self.prune})"
         return f"model {self.model!r}"
 
     def replace(self, **kw):
@@ -282,6 +286,10 @@ def _hint(cfg, name):
         return " (or use --model collective, additive or slist)"
     if name in ("window", "decay", "targets"):
         return " (or give --alpha below 1)" if cfg.form == "slist" else " (or use --model slist)"
+    if name in ("prune", "budget") and cfg.topk == 0:
+        return " (or give --topk K)"
+    if name == "budget":
+        return " (or give --prune row)"
     return ""
 
 
