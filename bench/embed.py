@@ -56,7 +56,7 @@ def main():
     from l3ae.embed.packaged import resolve_encoder
     from l3ae.embed.pipeline import embed_items, render_texts
     from l3ae.io.datasets import DEFAULT_TEMPLATE, load_items
-    from l3ae.io.embeddings import read_embeddings
+    from l3ae.io.readers import read_embeddings
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=3)

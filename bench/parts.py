@@ -64,7 +64,7 @@ def reading(repeat):
     from reference import write_files
     from synth import synthetic
 
-    from l3ae.io import stream
+    from l3ae.io import delimited
     from l3ae.io.readers import read_interactions
 
     folder = tempfile.mkdtemp(prefix="l3ae-bench-parts-")
@@ -72,16 +72,16 @@ def reading(repeat):
     write_files(X, E, folder)
     path = os.path.join(folder, "ratings.csv")
     scan = timed(lambda: read_interactions(path), repeat)
-    kept = stream.read_table
+    kept = delimited.read_table
 
     def refuse(*a, **k):
-        raise stream.NotStreamable("off")
+        raise delimited.NotStreamable("off")
 
-    stream.read_table = refuse
+    delimited.read_table = refuse
     try:
         general = timed(lambda: read_interactions(path), repeat)
     finally:
-        stream.read_table = kept
+        delimited.read_table = kept
     return X.nnz, scan, general
 
 

@@ -102,13 +102,13 @@ def load_embeddings(source, item_ids, embeddings=None, dataset=None, encoder=Non
                     progress=True, embedding_id_col=None, embedding_col=None):
     """(E (n, d) float32 aligned with item_ids, encoder metadata) for a text-aware model.
 
-    ``embeddings``: a file of any layout :func:`l3ae.io.embeddings.read_embeddings` reads
+    ``embeddings``: a file of any layout :func:`l3ae.io.readers.read_embeddings` reads
     (embedding_id_col / embedding_col: its id and vector columns). Without one, the item texts
     of a packaged dataset or a dataset folder are embedded once with the packaged encoder (or
     ``encoder``) and cached under $L3AE_HOME.
     """
     from l3ae.io.dataset_dir import DatasetDir
-    from l3ae.io.embeddings import load_aligned
+    from l3ae.io.readers import load_aligned
 
     if embeddings is None:
         if isinstance(source, DatasetDir):
@@ -200,8 +200,7 @@ def add_items(model_path, items_path, out, embeddings=None, id_col=None, sep=Non
     """Fold the items of an item table (new ids, no interactions) into a model built with
     --foldable and write the result to ``out`` atomically; nothing is written on an error.
     Returns (the folded Recommender, the number of items added)."""
-    from l3ae.io.embeddings import load_aligned
-    from l3ae.io.readers import read_items
+    from l3ae.io.readers import load_aligned, read_items
 
     rec = Recommender.load(model_path, foldable=True)
     ids, _ = read_items(items_path, id_col, sep)
@@ -359,13 +358,13 @@ def embed(out, items=None, dataset=None, id_col=None, sep=None, template=None,
     "{column}" fields, default every column but the id (a dataset's own template). Returns
     embed_items' stats. ``import_file``: instead, convert vectors made elsewhere (any layout,
     ``id_col`` / ``embedding_col`` naming its columns) into that layout
-    (:func:`l3ae.io.vectors.import_vectors`; returns its stats)."""
+    (:func:`l3ae.io.readers.import_vectors`; returns its stats)."""
     from l3ae.embed.pipeline import default_template, embed_items, render_texts
 
     if sum(x is not None for x in (items, dataset, import_file)) != 1:
         raise ConfigError("give exactly one of --items PATH, --dataset NAME or --import FILE")
     if import_file is not None:
-        from l3ae.io.vectors import import_vectors
+        from l3ae.io.readers import import_vectors
 
         return import_vectors(import_file, out, id_col=id_col, col=embedding_col)
     if dataset is not None:

@@ -19,8 +19,8 @@ import numpy as np
 from l3ae.engine.score import topn
 from l3ae.errors import ConfigError, DataFormatError
 from l3ae.io import parquet
-from l3ae.io.readers import read_interactions
-from l3ae.io.stream import NotStreamable, memory_chunks, read_id_list, stream_chunks
+from l3ae.io.interactions import NotStreamable, memory_chunks
+from l3ae.io.readers import history_chunks, read_id_list, read_interactions
 from l3ae.io.toplists import list_writer, open_sink
 from l3ae.model import Recommender
 
@@ -70,13 +70,7 @@ def histories(path, item_ids, users=None, fmt="table", user_col="user_id",
         recency = 1.0
     if users is None:
         try:
-            if parquet.is_parquet(path):  # row groups, not bytes
-                if fmt != "table":
-                    raise DataFormatError("a Parquet file is a table: drop --format sequences",
-                                          path=path)
-                return parquet.ParquetChunks(path, item_ids, user_col, item_col, chunk, recency)
-            return stream_chunks(path, item_ids, fmt, user_col, item_col, sep, chunk,
-                                 recency=recency)
+            return history_chunks(path, item_ids, fmt, user_col, item_col, sep, chunk, recency)
         except NotStreamable as why:
             warn(f"{path}: {why}: reading the whole file (memory grows with it)")
     hist = read_interactions(path, user_col, item_col, sep=sep, fmt=fmt)

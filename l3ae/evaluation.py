@@ -24,7 +24,7 @@ from l3ae.engine.metrics import ranking_metrics
 from l3ae.engine.score import topn
 from l3ae.engine.sequences import from_events
 from l3ae.errors import ConfigError
-from l3ae.io.readers import latest_matrix, to_csr
+from l3ae.io.interactions import latest_matrix, to_csr
 
 KS = (10, 20, 50)
 PROTOCOLS = {"random": KS, "loo": (5, 10, 20)}

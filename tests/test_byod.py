@@ -20,7 +20,8 @@ from conftest import dense_ease, random_problem, write_ratings
 
 from l3ae.cli import cli
 from l3ae.errors import ConfigError, DataFormatError
-from l3ae.io.embeddings import align, read_embeddings, text_hash, write_embeddings
+from l3ae.io.embeddings import text_hash, write_embeddings
+from l3ae.io.readers import align, read_embeddings
 from l3ae.model import Recommender
 
 pa = pytest.importorskip("pyarrow")
@@ -138,8 +139,8 @@ def test_parquet_vectors_read_in_batches_of_any_size(tmp_path, batch):
     E = vectors().astype(np.float64)
     E[3, 1] = 1e39  # beyond float32: reported by row, whichever batch it falls in
     write_parquet(tmp_path / "v.parquet", IDS, E, "list", row_group_size=6)
-    ids, got, where, overflow = read_vectors(tmp_path / "v.parquet", batch=batch)
-    assert ids == IDS and where == "column 'embedding'" and overflow == {3: 1e39}
+    ids, got, meta = read_vectors(tmp_path / "v.parquet", batch=batch)
+    assert ids == IDS and meta["where"] == "column 'embedding'" and meta["overflow"] == {3: 1e39}
     assert got.dtype == np.float32
     keep = np.ones(len(IDS), bool)
     keep[3] = False
@@ -624,7 +625,7 @@ def test_recommend_all_from_parquet_streams_the_csv_paths_lists(grouped):
 def test_parquet_chunks_equal_the_file_read_whole(grouped, batch, chunk):
     from l3ae.io.parquet import ParquetChunks
     from l3ae.io.readers import read_interactions
-    from l3ae.io.stream import memory_chunks
+    from l3ae.io.interactions import memory_chunks
 
     tmp, csv, pqf = grouped
     item_ids = Recommender.load(tmp / "m.h5").item_ids_

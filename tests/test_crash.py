@@ -22,7 +22,7 @@ from conftest import write_ratings
 
 from l3ae.cli import cli
 from l3ae.io.atomic import atomic_path, stale_temporaries
-from l3ae.io.embeddings import read_embeddings
+from l3ae.io.readers import read_embeddings
 from l3ae.model import Recommender
 
 SEEDS = range(5)

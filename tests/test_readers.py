@@ -70,7 +70,7 @@ def test_packaged_movielens():
 
 
 def test_duplicates_collapse_to_first_appearances_grouped_or_not():
-    from l3ae.io.readers import _collapsed
+    from l3ae.io.interactions import collapsed as _collapsed
 
     rng = np.random.default_rng(3)
     users = np.sort(rng.integers(0, 30, 400))  # grouped by user, as exports are

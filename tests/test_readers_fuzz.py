@@ -162,13 +162,13 @@ def general_reader(p):
     """read_interactions with its numba scan turned off: the csv module reads every file."""
     import pytest
 
-    from l3ae.io import stream
+    from l3ae.io import delimited
 
     def refuse(*a, **k):
-        raise stream.NotStreamable("off")
+        raise delimited.NotStreamable("off")
 
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(stream, "read_table", refuse)
+        mp.setattr(delimited, "read_table", refuse)
         return read_interactions(p)
 
 

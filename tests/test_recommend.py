@@ -16,7 +16,8 @@ from conftest import write_ratings
 from l3ae.cli import cli
 from l3ae.engine import topn
 from l3ae.io import _fastio
-from l3ae.io.stream import NotStreamable, stream_chunks
+from l3ae.io.interactions import NotStreamable
+from l3ae.io.stream import stream_chunks
 from l3ae.model import Recommender
 
 N_ITEMS = 30

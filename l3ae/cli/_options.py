@@ -2,13 +2,14 @@
 
 import functools
 import re
+from dataclasses import fields
 
 import click
 
 from l3ae.api import Data
-from l3ae.engine.models import KNOBS, PRESETS, Config
+from l3ae.engine.models import KNOBS, LEGACY_DEFAULTS, PRESETS, Config
 from l3ae.errors import ConfigError, DataFormatError
-from l3ae.io.config_file import LEGACY_DEFAULTS, read_config
+from l3ae.io.config_file import read_config
 from l3ae.io.datasets import DATASETS
 from l3ae.io.readers import FORMATS
 
@@ -123,7 +124,7 @@ def config_from(kw):
     the model's closed form)."""
     flags = {k: kw.pop(k) for k in [*KNOBS, "topk", "dtype", "recency", "debias"]}
     path, model = kw.pop("config_file"), kw.pop("model")
-    values = read_config(path) if path else {}
+    values = read_config(path, [f.name for f in fields(Config)]) if path else {}
     model = model or values.pop("model", None) or "l3ae"
     values.pop("model", None)
     values = {k: v for k, v in values.items() if v is not None}

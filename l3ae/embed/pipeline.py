@@ -11,7 +11,7 @@ than the model's vector for "": a shared vector would make every text-less item 
 semantic neighbour of every other one, while a zero column of F leaves those items out of the
 semantic term C (DESIGN §2) altogether.
 
-Vectors made elsewhere enter through ``l3ae embed --import`` (:func:`l3ae.io.vectors.
+Vectors made elsewhere enter through ``l3ae embed --import`` (:func:`l3ae.io.readers.
 import_vectors`): their rows carry a ``"vector:"`` hash instead of a text hash and the file's
 encoder is ``{"imported": ...}``. The two kinds never mix in one file: embedding texts into a
 file of imported vectors is refused (l3ae cannot make those again), as is importing over a file
@@ -33,7 +33,8 @@ import numpy as np
 from l3ae.embed.encoder import Encoder, fingerprint, read_encoder_config
 from l3ae.embed.packaged import l3ae_home, resolve_encoder
 from l3ae.errors import ConfigError, DataFormatError
-from l3ae.io.embeddings import replaceable, text_hash, write_embeddings
+from l3ae.io.embeddings import text_hash, write_embeddings
+from l3ae.io.readers import replaceable
 
 #: Cell values read as "missing" (pandas' spelling of NA included); they render as "".
 MISSING = frozenset({"nan", "NaN", "<NA>", "null", "NULL"})

@@ -49,6 +49,7 @@ from l3ae.engine import blas
 from l3ae.engine.gram import _csr_csc
 from l3ae.engine.progress import hms, ignore
 from l3ae.engine.prune import prune_block
+from l3ae.engine.rows import b_rows, diag_product_rows
 from l3ae.errors import ClusterError, ConfigError
 
 INSTALL = 'pip install "l3ae[cluster]"'
@@ -242,11 +243,9 @@ def _matmul_rows(tiles, R_blocks, n, T):
 
 
 def _b_rows(parts, n, T, r0, rows, g, L_rows, V, alpha, diag_b, ks, N):
-    """Rows r0 : r0 + rows of B from P's rows (``_p_rows``; see solve.b_rows); pruned when
+    """Rows r0 : r0 + rows of B from P's rows (``_p_rows``; see rows.b_rows); pruned when
     ``ks``."""
     import numba
-
-    from l3ae.engine.solve import b_rows
 
     p = _p_rows(parts, n, T)[:rows]
     with _NUMBA:  # b_rows runs a numba kernel when N is given
@@ -256,9 +255,7 @@ def _b_rows(parts, n, T, r0, rows, g, L_rows, V, alpha, diag_b, ks, N):
 
 
 def _diag_product_rows(parts, n, T, Nt_rows):
-    """(P N)_jj for the rows j of one tile row (see solve.diag_product_rows)."""
-    from l3ae.engine.solve import diag_product_rows
-
+    """(P N)_jj for the rows j of one tile row (see rows.diag_product_rows)."""
     return diag_product_rows(_p_rows(parts, n, T)[:Nt_rows.shape[0]], Nt_rows)
 
 

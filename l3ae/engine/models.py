@@ -77,6 +77,9 @@ NEUTRAL = {"reg_x": 0.0, "dropout": 0.0, "xi": 0.0, "reg_e": 0.0, "alpha": 0.0,
            "window": 0, "decay": 1.0, "targets": "next"}
 AUTO_TOPK = 500  # the weights a row keeps under --topk auto (n >= 4,000 items)
 UNSET = {"reg_f": 1.0, "pull_power": 0.5}
+# config files of l3ae 0.1 recorded these defaults for knobs that did not enter the model:
+# reset where they do not enter, instead of refused (any other value of such a knob is)
+LEGACY_DEFAULTS = UNSET
 
 
 @dataclass(frozen=True)

@@ -15,10 +15,15 @@ with ``keep_pwe``) and one (block, n) row block when pruning to top-k. Beyond th
 the semantic term costs 2·n²·d (P·W Y and M Vᵀ) + 2·n·d² (phase 1) multiply-adds.
 The factorization is LAPACK potrf + potri in place on the lower triangle (never an LU inverse;
 :func:`l3ae.engine.blas.cholesky_inverse`).
-When that buffer does not fit ``max_memory``, P is computed out of core on tiles in an HDF5 file
-(:mod:`l3ae.engine.tiled`: the same algorithm one tile column at a time; with one tile it is
-this one) and everything after P reads it through one row source: ``diagonal()``, ``matmul(R)``
-and ``row_blocks()``, served by the in-memory P or by the tile file.
+
+Routes of P (:func:`factorize`, chosen by :func:`l3ae.engine.memory.plan` in
+:func:`solve_weights`): in memory (one buffer, :func:`_memory_inverse`); out of core on tiles in
+an HDF5 file when that buffer does not fit ``max_memory`` (:mod:`l3ae.engine.tiled`: the same
+algorithm one tile column at a time); as tile tasks on Dask (:mod:`l3ae.engine.cluster`).
+Everything after P reads it through one row source (:mod:`l3ae.engine.rows`). A solve that
+makes B without P (the restricted-support solve, DESIGN §2) is a fourth route: a function
+beside :func:`factorize` + :func:`weights_from_inverse` returning :class:`Weights`, chosen in
+:func:`solve_weights`.
 """
 
 import hashlib
@@ -32,10 +37,11 @@ import numpy as np
 import scipy.sparse as sp
 
 from l3ae.engine import _kernels, memory, tiled
-from l3ae.engine.blas import cholesky_inverse, gemm
+from l3ae.engine.blas import cholesky_inverse
 from l3ae.engine.gram import gram, gram_diagonal
 from l3ae.engine.progress import ignore
 from l3ae.engine.prune import RowPruner
+from l3ae.engine.rows import b_rows, row_source, transition_diagonal
 from l3ae.engine.semantic import semantic_basis, semantic_factors, semantic_rows
 from l3ae.errors import ConfigError, item_name
 
@@ -124,7 +130,6 @@ def factorize(X, *, reg_x, reg_e=0.0, w=None, dropout=0.0, E=None, collective=0.
     size, None: chosen from the workers' memory); the caller releases them with ``P.close()``.
     """
     dtype, _ = _check(dtype, dropout, 0.0, 0.0, None)
-    t0 = time.perf_counter()
     X = sp.csr_matrix(X)
     n = X.shape[1]
     w = _pull(w, n)
@@ -133,26 +138,28 @@ def factorize(X, *, reg_x, reg_e=0.0, w=None, dropout=0.0, E=None, collective=0.
     if cluster is None and tile is None and n > memory.LAPACK_MAX_N:
         # one LAPACK call on n > LAPACK_MAX_N is unsafe: tiles instead
         tile = min(memory.LAPACK_MAX_N, 8192)
-    if cluster is not None or tile is not None:  # tiles: A's come straight from X
-        diag_g = gram_diagonal(X)
-        a = _total_ridge(reg_x, reg_e, w, dropout, diag_g, item_ids)
-        if cluster is not None:
-            from l3ae.engine.cluster import cluster_inverse  # dask is an optional extra
+    if cluster is None and tile is None:
+        return _memory_inverse(X, reg_x, reg_e, w, dropout, E, collective, dtype, item_ids,
+                               progress or ignore)
+    diag_g = gram_diagonal(X)  # tiles: A's come straight from X, never whole
+    a = _total_ridge(reg_x, reg_e, w, dropout, diag_g, item_ids)
+    if cluster is not None:
+        from l3ae.engine.cluster import cluster_inverse  # dask is an optional extra
 
-            P = cluster_inverse(cluster, X, a, dtype=dtype, tile=tile, E=E,
-                                collective=collective, item_ids=item_ids, progress=progress)
-        else:
-            if tile_path is None:  # a temporary file; the caller removes it (inv.P.remove())
-                fd, name = tempfile.mkstemp(suffix=".tiles.h5")
-                os.close(fd)
-                os.unlink(name)
-                tile_path = Path(name)
-            P = tiled.tiled_inverse(X, a, dtype=dtype, path=tile_path, tile=tile,
-                                    resume=resume, E=E, collective=collective,
-                                    item_ids=item_ids, progress=progress,
-                                    on_checkpoint=on_checkpoint)
-        return Inverse(P, a, diag_g, dict(P.timings))
-    report = progress or ignore
+        P = cluster_inverse(cluster, X, a, dtype=dtype, tile=tile, E=E, collective=collective,
+                            item_ids=item_ids, progress=progress)
+    else:
+        P = tiled.tiled_inverse(X, a, dtype=dtype, path=tile_path or _temporary_tiles(),
+                                tile=tile, resume=resume, E=E, collective=collective,
+                                item_ids=item_ids, progress=progress,
+                                on_checkpoint=on_checkpoint)
+    return Inverse(P, a, diag_g, dict(P.timings))
+
+
+def _memory_inverse(X, reg_x, reg_e, w, dropout, E, collective, dtype, item_ids, report):
+    """The in-memory route: A = G [+ α² E Eᵀ] + Dg(a) in one n×n buffer, inverted in place."""
+    t0 = time.perf_counter()
+    n = X.shape[1]
     A = gram(X, dtype=dtype, lower_only=True)
     diag_g = np.diagonal(A).astype(np.float64)
     timings = {"gram": time.perf_counter() - t0}
@@ -175,75 +182,17 @@ def factorize(X, *, reg_x, reg_e=0.0, w=None, dropout=0.0, E=None, collective=0.
     return Inverse(A, a, diag_g, timings)
 
 
+def _temporary_tiles():
+    """A fresh temporary tile-file name (the caller removes the file: ``inv.P.remove()``)."""
+    fd, name = tempfile.mkstemp(suffix=".tiles.h5")
+    os.close(fd)
+    os.unlink(name)
+    return Path(name)
+
+
 def _block(n, dtype):
     # row blocks of ~16 MB: small beside the n×n buffer, large enough for efficient GEMMs
     return max(64, min(4096, (16 << 20) // (max(n, 1) * np.dtype(dtype).itemsize)))
-
-
-class DenseRows:
-    """The row source of an in-memory P (n, n): views, no copies (``scratch``: not writable)."""
-
-    scratch = False
-
-    def __init__(self, P):
-        self.P, self.shape, self.dtype = P, P.shape, P.dtype
-
-    def diagonal(self):
-        return np.diagonal(self.P).astype(np.float64)
-
-    def matmul(self, R):
-        return self.P @ R
-
-    def row_blocks(self, block):
-        for r0 in range(0, self.shape[0], block):
-            yield r0, self.P[r0:r0 + block]
-
-
-def row_source(P):
-    """P's row source: :class:`DenseRows` for an ndarray, the tile file's own otherwise."""
-    return DenseRows(P) if isinstance(P, np.ndarray) else P
-
-
-def b_rows(p_rows, r0, g, diag_b, L_rows=None, V=None, alpha=1.0, overwrite=False, N=None):
-    """Rows r0 : r0 + k of B = I + α L Vᵀ − P Dg(g) [+ P N] with diag(B) = diag_b, from P's rows.
-
-    p_rows : (k, n) of the solve's dtype; g : (n,) same dtype; diag_b : (k,); L_rows : (k, d)
-    rows r0.. of L (None: no low-rank term); V : (n, d); N : (n, n) CSC, data of the solve's
-    dtype, int64 indices (None: no transition term). overwrite : the result replaces p_rows.
-    """
-    if N is None:
-        blk = np.multiply(p_rows, (-g)[None, :], out=p_rows if overwrite else None)
-    else:
-        blk = p_rows if overwrite else np.empty_like(p_rows)
-        _kernels.scale_add_sparse(p_rows, g, N.indptr, N.indices, N.data, blk)
-    if L_rows is not None:
-        gemm(blk, L_rows, V, alpha, 1.0, tb=True, overwrite=True)
-    t = np.arange(len(blk))
-    blk[t, r0 + t] = diag_b
-    return blk
-
-
-def diag_product_rows(p_rows, Nt_rows):
-    """(P N)_jj = Σ_i P_ji N_ij for the rows j of ``p_rows`` (k, n), N's columns j given as the
-    rows of ``Nt_rows`` (k, n) CSR (Nᵀ's same rows). Returns (k,) float64."""
-    k = Nt_rows.shape[0]
-    r = np.repeat(np.arange(k), np.diff(Nt_rows.indptr))
-    return np.bincount(r, p_rows[r, Nt_rows.indices] * Nt_rows.data, minlength=k)
-
-
-def transition_diagonal(P, N, block, report=ignore):
-    """diag(P N) (n,) float64, from P's row source (one pass over its rows, reported as the
-    phase "transitions") and N (n, n) sparse."""
-    if hasattr(P, "diag_product"):  # P on a cluster: its workers read their tiles
-        return P.diag_product(N)
-    Nt = sp.csr_matrix(N.T)  # row j: column j of N
-    n = P.shape[0]
-    out = np.zeros(n)
-    for r0, rows in P.row_blocks(block):
-        r1 = r0 + len(rows)
-        out[r0:r1] = diag_product_rows(rows, Nt[r0:r1])
-        report("transitions", r1, n)
-    return out
 
 
 def weights_from_inverse(inv: Inverse, *, reg_e=0.0, w=None, xi=0.0, constraint=None, E=None,

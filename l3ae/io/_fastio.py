@@ -9,6 +9,7 @@ Byte buffers are uint8; offsets and codes int64.
 """
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 from numba import njit
@@ -508,3 +509,25 @@ def bound(m, N, user_bytes, item_max):
     """Upper bound of :func:`format_lists`' output for m users with user_bytes of user fields
     in all and item fields of at most item_max bytes (a score takes at most 13 bytes)."""
     return N * user_bytes + m * N * (item_max + 32) + m * 64
+
+
+@dataclass(frozen=True)
+class IdTable:
+    """Ids as concatenated UTF-8 bytes and a hash table (:func:`build_table`): the numba side
+    of a str -> int dict, for :func:`lookup` and :func:`scan_lines`."""
+
+    buf: np.ndarray  # (bytes,) uint8
+    off: np.ndarray  # (k + 1,) int64
+    table: np.ndarray  # (size,) int64
+
+    @classmethod
+    def of(cls, ids):
+        buf, off = encode_fields([i.encode("utf-8") for i in ids])
+        return cls(buf, off, build_table(buf, off))
+
+
+def encode_fields(fields):
+    """(uint8 buffer, int64 offsets) of a list of bytes."""
+    off = np.zeros(len(fields) + 1, np.int64)
+    np.cumsum([len(f) for f in fields], out=off[1:])
+    return np.frombuffer(b"".join(fields), np.uint8), off

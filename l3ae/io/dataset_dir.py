@@ -16,7 +16,8 @@ import numpy as np
 import scipy.sparse as sp
 
 from l3ae.errors import DataFormatError
-from l3ae.io.readers import Interactions, read_interactions, read_items
+from l3ae.io.interactions import Interactions
+from l3ae.io.readers import read_interactions, read_items
 
 SPLIT_FILES = ("trn_mat.npz", "val_mat.npz", "tst_mat.npz")
 PROFILE_FILE = "diverse_item_profile_0.json"

@@ -6,7 +6,7 @@ when it is missing. Files are read with ``ParquetFile.iter_batches(columns=[...]
 columns needed, batch by batch, so the batch readers (:class:`ParquetChunks`) keep memory flat
 in the number of rows.
 
-Columns and flags mean what they mean for CSV (:mod:`l3ae.io.readers`): ``--user-col``,
+Columns and flags mean what they mean for CSV (:mod:`l3ae.io.delimited`): ``--user-col``,
 ``--item-col``, ``--rating-col``, ``--min-rating``; ids are strings (integer columns are read as
 their decimal text, surrounding blanks are dropped, ids are numbered in order of first
 appearance), so a Parquet file and a CSV file of the same rows give the same Interactions.
@@ -20,6 +20,9 @@ from pathlib import Path
 import numpy as np
 
 from l3ae.errors import ConfigError, DataFormatError
+from l3ae.io import _fastio
+from l3ae.io.interactions import NotStreamable, collapsed, id_column, take_chunk
+from l3ae.io.vectorsets import checked, to_float32
 
 INSTALL = 'pip install "l3ae[parquet]"'
 MAGIC = b"PAR1"
@@ -137,11 +140,9 @@ def _ratings(arr, path, name, row0):
 
 def read_interactions(path, user_col="user_id", item_col="item_id", rating_col="rating",
                       min_rating=None):
-    """:class:`l3ae.io.readers.Interactions` of a Parquet table, as the CSV reader gives them:
-    rows with rating < min_rating (or NaN) dropped first, ids numbered by first appearance among
-    the rows kept, repeated (user, item) pairs collapsed to the first."""
-    from l3ae.io.readers import Interactions
-
+    """:class:`l3ae.io.interactions.Interactions` of a Parquet table, as the CSV reader gives
+    them: rows with rating < min_rating (or NaN) dropped first, ids numbered by first appearance
+    among the rows kept, repeated (user, item) pairs collapsed to the first."""
     pa, pc, _ = arrow(path)
     pf = open_file(path)
     cols = [column(pf, user_col, path, "user"), column(pf, item_col, path, "item")]
@@ -164,10 +165,7 @@ def read_interactions(path, user_col="user_id", item_col="item_id", rating_col="
                               f" with rating >= {min_rating}"), path=path)
     users, user_ids = _codes(pa.chunked_array(us, pa.large_string()), pc)
     items, item_ids = _codes(pa.chunked_array(its, pa.large_string()), pc)
-    key = users * len(item_ids) + items
-    _, first = np.unique(key, return_index=True)
-    first.sort()
-    return Interactions(users[first], items[first], user_ids, item_ids, str(path))
+    return collapsed(users, items, user_ids, item_ids, path)
 
 
 def _codes(chunked, pc):
@@ -183,10 +181,8 @@ def _codes(chunked, pc):
 
 def read_items(path, id_col=None):
     """(ids: list[str], columns: dict[str, list]) of a Parquet item table, as
-    :func:`l3ae.io.readers.read_items`: id column item_id if present, else the first; empty or
-    repeated ids refused by row. Values other than ids stay Python values (None for null)."""
-    from l3ae.io.readers import id_column  # readers imports this module
-
+    :func:`l3ae.io.delimited.read_items`: id column item_id if present, else the first; empty
+    or repeated ids refused by row. Values other than ids stay Python values (None for null)."""
     pf = open_file(path)
     names = pf.schema_arrow.names
     if not names:
@@ -211,16 +207,15 @@ def read_items(path, id_col=None):
 
 
 def read_vectors(path, id_col=None, col=None, batch=4096):
-    """(ids: list[str], E (n, d) float32, where: str, overflow: {row: value}) of a Parquet file
-    with an id column (``item_id``) and a list or fixed-size-list float column (``embedding``).
+    """(ids: list[str], E (n, d) float32, meta) of a Parquet file with an id column
+    (``item_id``) and a list or fixed-size-list float column (``embedding``), checked as every
+    layout is (:func:`l3ae.io.vectorsets.checked`).
 
     Read ``batch`` rows at a time (wide vectors: 64 MB at d = 4096) and cast to float32 on the
-    way; ``overflow`` holds the float64 values beyond float32's range, by row. Null vectors,
-    null values inside one, rows of another length than row 0 (ragged) and a width of 0 are
-    refused, naming the row and its id. ``where`` names the column in messages.
+    way; ``meta["overflow"]`` holds the float64 values beyond float32's range, by row. Null
+    vectors, null values inside one, rows of another length than row 0 (ragged) and a width of
+    0 are refused, naming the row and its id. ``meta["where"]`` names the column in messages.
     """
-    from l3ae.io.vectors import to_float32
-
     pa, pc, _ = arrow(path)
     pf = open_file(path)
     id_col, col = id_col or "item_id", col or "embedding"
@@ -272,12 +267,12 @@ def read_vectors(path, id_col=None, col=None, batch=4096):
         row0 += len(bid)
     if E is None:
         E = np.zeros((0, 0), np.float32)
-    return ids, E[:row0], f"column {col!r}", overflow
+    return checked(path, ids, E[:row0], "parquet", f"column {col!r}", overflow)
 
 
 class ParquetChunks:
-    """Chunks of users of a Parquet interactions file, as :class:`l3ae.io.stream.stream_chunks`
-    gives them for CSV: iterate for (user_ids, X (k, n) binary CSR over ``item_ids``, unknown
+    """Chunks of users of a Parquet interactions file, as
+    :class:`l3ae.io.delimited.stream_chunks` gives them for CSV: iterate for (user_ids, X (k, n) binary CSR over ``item_ids``, unknown
     (r,) int64 < 0: one code per interaction on an item not in ``item_ids``, equal codes for the
     same item). ``total`` is the number of users, ``known_any`` whether any interaction is on an
     item of ``item_ids``.
@@ -285,14 +280,12 @@ class ParquetChunks:
     Two passes, as for CSV: a survey of the user column (the user count, and that each user's
     rows are contiguous: 8 bytes per user) and of the item column until a known item turns up;
     then batches of both columns. Memory: one batch and one chunk of users. Raises
-    :class:`l3ae.io.stream.NotStreamable` when a user's rows are not contiguous (the caller
+    :class:`l3ae.io.interactions.NotStreamable` when a user's rows are not contiguous (the caller
     reads the file whole) and DataFormatError for bad ids.
     """
 
     def __init__(self, path, item_ids, user_col="user_id", item_col="item_id", chunk=8192,
                  recency=1.0, batch=BATCH):
-        from l3ae.io.stream import NotStreamable
-
         pa, pc, _ = arrow(path)
         self.path, self.chunk, self.batch, self.recency = path, chunk, batch, recency
         pf = open_file(path)
@@ -322,8 +315,6 @@ class ParquetChunks:
             row0 += b.num_rows
 
     def __iter__(self):
-        from l3ae.io.stream import take_chunk
-
         pa, pc, _ = arrow(self.path)
         pf = open_file(self.path)
         uids, lens, codes, last, row0 = [], [], [], None, 0
@@ -363,7 +354,6 @@ class ParquetChunks:
         return codes
 
 
-
 def _run_starts(u, last, pc):
     """(r,) int64 positions where a new user starts in the string array u; position 0 only if
     its user differs from ``last`` (the previous batch's last user)."""
@@ -379,8 +369,6 @@ def _run_starts(u, last, pc):
 
 def _hash(strings, pa, pc):
     """(len,) uint64 FNV-1a of each string's UTF-8 bytes (the hash the CSV scanner uses)."""
-    from l3ae.io import _fastio
-
     s = pc.cast(strings, pa.large_string())
     if not isinstance(s, pa.Array):
         s = s.combine_chunks()

@@ -1,198 +1,45 @@
-"""Readers for interaction and item tables: CSV/TSV with a header, and RecBole atomic files.
+"""The one reader API of l3ae's inputs: interactions, items, histories in chunks and item
+vectors, each told apart by the file (its name or its first bytes) and sent to its format module.
 
-RecBole headers carry types (``user_id:token``); the ``:type`` suffix is dropped. The delimiter is
-a tab for ``.inter``/``.item``/``.tsv`` files, a comma for ``.csv``, and otherwise sniffed from
-the header line. Sequence files (FAERec/SASRec: ``user item item …`` per line, time order, no
-header) are read with ``fmt="sequences"``. Parquet tables (``.parquet``, or Parquet's magic
-bytes) go to :mod:`l3ae.io.parquet` with the same columns and meaning. Every error names the
-file, the line (a Parquet file: the row) and the value.
+    interactions, items   CSV/TSV, RecBole atomic files, sequence files (:mod:`.delimited`),
+                          Parquet (:mod:`.parquet`)
+    histories in chunks   :mod:`.stream` (delimited), :class:`l3ae.io.parquet.ParquetChunks`
+    vectors               l3ae's embeddings file (:mod:`.embeddings`), HDF5 or .npz made
+                          elsewhere (:mod:`.vectors`), Parquet (:mod:`.parquet`)
+
+Every error is a DataFormatError naming the file and the line (text files, from 1) or the row
+(Parquet, HDF5 and .npz, from 0), and the value. :func:`import_vectors` writes vectors of any
+layout in l3ae's own (``l3ae embed --import``).
 """
 
 from __future__ import annotations
 
-import csv
-import math
-from dataclasses import dataclass
+import hashlib
+import time
 from pathlib import Path
 
+import h5py
 import numpy as np
-import scipy.sparse as sp
 
-from l3ae.errors import ConfigError, DataFormatError
-from l3ae.io import _fastio, parquet
+from l3ae.errors import DataFormatError
+from l3ae.io import delimited, embeddings, parquet
+from l3ae.io.delimited import FORMATS, read_id_list  # noqa: F401 (the API's names)
+from l3ae.io.embeddings import write_embeddings
+from l3ae.io.interactions import Interactions, NotStreamable, id_column  # noqa: F401
+from l3ae.io.stream import stream_chunks
+from l3ae.io.vectors import read_hdf5, read_npz
 
-_TAB_SUFFIXES = {".inter", ".item", ".user", ".tsv", ".tab"}
-
-
-@dataclass
-class Interactions:
-    """Implicit-feedback interactions with stable string-id maps.
-
-    users, items : (nnz,) int64 codes into ``user_ids`` / ``item_ids``; duplicates collapsed.
-    user_ids, item_ids : list[str] in order of first appearance in the file.
-    ordered : True for sequence files: every event is kept (repeats too), each user's events
-    in time order, so that leave-one-out splits and position-aware scoring can use them.
-    """
-
-    users: np.ndarray
-    items: np.ndarray
-    user_ids: list
-    item_ids: list
-    path: str = "<memory>"
-    ordered: bool = False
-
-    @property
-    def shape(self):
-        return len(self.user_ids), len(self.item_ids)
-
-    def matrix(self, dtype=np.float32, item_ids=None):
-        """Binary CSR X (m, n) with int64 indptr, sorted column indices.
-
-        item_ids : optional catalog order; interactions on items outside it are dropped.
-        """
-        items, n = self.items, len(self.item_ids)
-        users = self.users
-        if item_ids is not None:
-            pos = {it: k for k, it in enumerate(item_ids)}
-            remap = np.array([pos.get(it, -1) for it in self.item_ids], dtype=np.int64)
-            items = remap[items] if len(items) else items
-            keep = items >= 0
-            users, items, n = users[keep], items[keep], len(item_ids)
-        return to_csr(users, items, (len(self.user_ids), n), dtype)
+HDF5_SUFFIXES = (".h5", ".hdf5", ".hdf", ".he5")
+LAYOUTS = ("HDF5 (from `l3ae embed`, or datasets ids and embeddings), .npz (arrays ids and "
+           "embeddings) or Parquet (columns item_id and embedding)")
+_SHOW = 5  # ids named in an error message
 
 
-def to_csr(users, items, shape, dtype=np.float32):
-    """Binary CSR (m, n) from code pairs; duplicates collapse to 1, indptr is int64."""
-    X = sp.csr_matrix((np.ones(len(users), dtype=dtype), (users, items)), shape=shape)
-    X.sum_duplicates()
-    X.data[:] = 1
-    X.indptr = X.indptr.astype(np.int64)
-    X.indices = X.indices.astype(np.int64)
-    return X
-
-
-def latest_matrix(users, items, age, shape, value):
-    """(m, n) CSR (int64 indices, sorted) of each (user, item)'s most recent event, the one of
-    smallest ``age`` (int64 per event), holding ``value(age)`` as float32."""
-    latest = np.lexsort((age, items, users))
-    key = users[latest] * shape[1] + items[latest]
-    latest = latest[np.r_[True, key[1:] != key[:-1]]]
-    X = sp.csr_matrix((value(age[latest]).astype(np.float32), (users[latest], items[latest])),
-                      shape=shape)
-    X.sort_indices()
-    X.indptr, X.indices = X.indptr.astype(np.int64), X.indices.astype(np.int64)
-    return X
-
-
-def _delimiter(path: Path, header: str, sep):
-    if sep is not None:
-        delim = {"tab": "\t", "\\t": "\t", "comma": ","}.get(sep, sep)
-        if len(delim) != 1:
-            raise ConfigError(f"--sep takes one character (or 'tab'), got {sep!r}")
-        return delim
-    if path.suffix.lower() in _TAB_SUFFIXES:
-        return "\t"
-    if path.suffix.lower() == ".csv":
-        return ","
-    for cand in ("\t", ",", ";", "|"):
-        if cand in header:
-            return cand
-    raise DataFormatError(
-        f"cannot tell the delimiter from the header {header.strip()[:80]!r}; pass --sep",
-        path=path, line=1)
-
-
-def _not_utf8(path, raw, exc, lineno):
-    """The error for line ``lineno`` (bytes ``raw``) that failed to decode with ``exc``."""
-    return DataFormatError(f"not UTF-8 text: {raw[exc.start:exc.end]!r} at byte {exc.start + 1} "
-                           "of the line; save the file as UTF-8", path, lineno)
-
-
-def first_bad_line(path):
-    """The error naming the first line of ``path`` that is not UTF-8. A text-mode read fails
-    a whole chunk at a time, so on that (rare) path the file is scanned again line by line."""
-    with open(path, "rb") as fh:
-        for lineno, raw in enumerate(fh, 1):
-            try:
-                raw.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                return _not_utf8(path, raw, exc, lineno)
-    return DataFormatError("not UTF-8 text; save the file as UTF-8", path=path)
-
-
-def _refuse_nul(path, ids, what):
-    """Ids end up as HDF5 strings, which cannot hold NUL: name the first such id and its line.
-    (NUL bytes in text usually mean a UTF-16 file.)"""
-    bad = next((i for i in ids if "\x00" in i), None)
-    if bad is None:
-        return
-    with open(path, encoding="utf-8-sig", newline="") as fh:
-        line = next((k for k, text in enumerate(fh, 1) if bad in text), None)
-    raise DataFormatError(f"{what} id {bad!r} holds a NUL byte (a UTF-16 file? save it as "
-                          "UTF-8)", path, line)
-
-
-def _open_rows(path, sep=None):
-    """Yield (line_number, fields) after the header; returns the header names first.
-
-    line_number is the physical line a record starts on (quoted fields may span lines).
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise DataFormatError("no such file", path=path)
-    # utf-8-sig: spreadsheet exports start with a BOM that would stick to the first column name
-    fh = open(path, encoding="utf-8-sig", errors="strict", newline="")
-    try:
-        header = fh.readline()
-    except UnicodeDecodeError:
-        fh.close()
-        raise first_bad_line(path) from None
-    if not header.strip():
-        fh.close()
-        raise DataFormatError("empty file: expected a header line", path=path, line=1)
-    if "\x00" in header:
-        fh.close()
-        raise DataFormatError("NUL bytes in the header (a UTF-16 file? save it as UTF-8)",
-                              path=path, line=1)
-    delim = _delimiter(path, header, sep)
-    names = [h.strip().split(":")[0] for h in next(csv.reader([header], delimiter=delim))]
-    quoting = csv.QUOTE_NONE if delim == "\t" else csv.QUOTE_MINIMAL
-    # strict: a quote left open must not swallow the rest of the file into one field
-    reader = csv.reader(fh, delimiter=delim, quoting=quoting, strict=True)
-
-    def rows():
-        start = 2
-        try:
-            for fields in reader:
-                if fields:
-                    yield start, fields
-                start = reader.line_num + 2
-        except UnicodeDecodeError:
-            raise first_bad_line(path) from None
-        except csv.Error as exc:
-            hint = ("; a quoted field is never closed" if "end of data" in str(exc) else "")
-            raise DataFormatError(f"bad CSV: {exc}{hint}", path=path, line=start) from None
-        finally:
-            fh.close()
-
-    return names, rows()
-
-
-def _column(names, col, path, what):
-    if col not in names:
-        raise DataFormatError(
-            f"no {what} column {col!r}; columns are {', '.join(names)} (choose with --{what}-col)",
-            path=path, line=1)
-    return names.index(col)
-
-
-FORMATS = ("table", "sequences")
-
-
+# -- interactions and items ------------------------------------------------------------------
 def read_interactions(path, user_col="user_id", item_col="item_id", rating_col="rating",
                       min_rating=None, sep=None, fmt="table") -> Interactions:
-    """Read an interactions table (or, ``fmt="sequences"``, a sequence file) into
-    :class:`Interactions`.
+    """:class:`l3ae.io.interactions.Interactions` of a table (or, ``fmt="sequences"``, a
+    sequence file): Parquet or delimited text.
 
     min_rating : keep rows with rating >= min_rating (needs ``rating_col``); None keeps all.
     """
@@ -200,139 +47,202 @@ def read_interactions(path, user_col="user_id", item_col="item_id", rating_col="
         if fmt != "table":
             raise DataFormatError("a Parquet file is a table: drop --format sequences", path)
         return parquet.read_interactions(path, user_col, item_col, rating_col, min_rating)
-    if fmt == "sequences":
-        if min_rating is not None:
-            raise DataFormatError("sequence files carry no ratings; drop --min-rating", path=path)
-        return read_sequences(path)
-    if fmt != "table":
-        raise DataFormatError(f"unknown format {fmt!r}; choose from {', '.join(FORMATS)}", path)
-    if min_rating is None:  # the numba scan first; anything it does not take is read below
-        from l3ae.io.stream import NotStreamable, read_table
-
-        try:
-            users, items, user_ids, item_ids = read_table(path, user_col, item_col, sep)
-        except NotStreamable:
-            pass
-        else:
-            if len(users):
-                return _collapsed(users, items, user_ids, item_ids, path)
-    names, rows = _open_rows(path, sep)
-    iu, ii = _column(names, user_col, path, "user"), _column(names, item_col, path, "item")
-    ir = _column(names, rating_col, path, "rating") if min_rating is not None else None
-    need = max(iu, ii, -1 if ir is None else ir) + 1
-    umap, imap, us, its = {}, {}, [], []
-    for lineno, f in rows:
-        if len(f) < need:
-            raise DataFormatError(
-                f"expected {len(names)} columns ({','.join(names)}), got {len(f)}", path, lineno)
-        u, i = f[iu].strip(), f[ii].strip()
-        if not u or not i:
-            raise DataFormatError(f"empty {'user' if not u else 'item'} id", path, lineno)
-        if ir is not None:
-            try:
-                r = float(f[ir])
-            except ValueError:
-                raise DataFormatError(f"rating {f[ir]!r} is not a number", path, lineno) from None
-            if math.isnan(r) or r < min_rating:
-                continue
-        us.append(umap.setdefault(u, len(umap)))
-        its.append(imap.setdefault(i, len(imap)))
-    if not us:
-        raise DataFormatError("no interactions" + ("" if ir is None else
-                              f" with rating >= {min_rating}"), path=path)
-    _refuse_nul(path, umap, "user")
-    _refuse_nul(path, imap, "item")
-    return _collapsed(np.asarray(us, np.int64), np.asarray(its, np.int64), list(umap),
-                      list(imap), path)
-
-
-def _collapsed(users, items, user_ids, item_ids, path):
-    """Interactions with duplicate (user, item) rows collapsed, first appearances in order."""
-    if len(users) and (users[1:] >= users[:-1]).all():  # grouped by user, as exports are
-        first = _fastio.first_pairs(users, items, len(item_ids))
-    else:
-        key = users * len(item_ids) + items
-        _, first = np.unique(key, return_index=True)
-        first.sort()
-    return Interactions(users[first], items[first], user_ids, item_ids, str(path))
-
-
-def read_sequences(path) -> Interactions:
-    """A sequence file: one line per user, ``user_id item_id item_id …`` separated by blanks,
-    items in time order (FAERec/SASRec data). Every event is kept (``ordered=True``).
-
-    A user on two lines, a line with no item, or a file without any line is an error.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise DataFormatError("no such file", path=path)
-    umap, imap, us, its = {}, {}, [], []
-    lineno = 0
-    with open(path, "rb") as fh:
-        for lineno, raw in enumerate(fh, 1):
-            try:
-                fields = raw.decode("utf-8-sig" if lineno == 1 else "utf-8").split()
-            except UnicodeDecodeError as exc:
-                raise _not_utf8(path, raw, exc, lineno) from None
-            if not fields:
-                continue
-            user = fields[0]
-            if "," in user or ";" in user:
-                raise DataFormatError(f"expected 'user item item ...' separated by blanks, got "
-                                      f"{raw[:60].decode('utf-8', 'replace').strip()!r}; is this a "
-                                      f"table (--format table)?", path, lineno)
-            if user in umap:
-                raise DataFormatError(f"user {user!r} again (first on line {umap[user][1]})",
-                                      path, lineno)
-            if len(fields) < 2:
-                raise DataFormatError(f"user {user!r} has no items", path, lineno)
-            u = len(umap)
-            umap[user] = (u, lineno)
-            us.extend([u] * (len(fields) - 1))
-            its.extend(imap.setdefault(i, len(imap)) for i in fields[1:])
-    if not us:
-        raise DataFormatError("empty file: expected 'user item item ...' lines", path=path,
-                              line=max(lineno, 1))
-    _refuse_nul(path, umap, "user")
-    _refuse_nul(path, imap, "item")
-    return Interactions(np.asarray(us, np.int64), np.asarray(its, np.int64), list(umap),
-                        list(imap), str(path), ordered=True)
-
-
-def id_column(names, id_col=None):
-    """The id column of an item table with columns ``names``: ``id_col``, else ``item_id`` when
-    present, else the first column."""
-    names = list(names)
-    return id_col or ("item_id" if "item_id" in names else names[0])
+    return delimited.read_interactions(path, user_col, item_col, rating_col, min_rating, sep,
+                                       fmt)
 
 
 def read_items(path, id_col=None, sep=None):
-    """Read an item table: (ids: list[str], columns: dict[str, list[str]]).
-
-    id_col : defaults to ``item_id`` when present, else the first column. Duplicate ids and
-    empty ids are errors. A Parquet file is read by :func:`l3ae.io.parquet.read_items`.
-    """
+    """An item table: (ids: list[str], columns: dict[str, list]). id_col : defaults to
+    ``item_id`` when present, else the first column. Duplicate and empty ids are errors."""
     if parquet.is_parquet(path):
         return parquet.read_items(path, id_col)
-    names, rows = _open_rows(path, sep)
-    id_col = id_column(names, id_col)
-    k = _column(names, id_col, path, "item")
-    ids, cols, seen = [], {n: [] for n in names}, {}
-    for lineno, f in rows:
-        if len(f) > len(names) or len(f) <= k:
-            raise DataFormatError(f"expected {len(names)} columns, got {len(f)}", path, lineno)
-        f = f + [""] * (len(names) - len(f))
-        iid = f[k].strip()
-        if not iid:
-            raise DataFormatError("empty item id", path, lineno)
-        if iid in seen:
-            raise DataFormatError(f"duplicate item id {iid!r} (first on line {seen[iid]})",
-                                  path, lineno)
-        seen[iid] = lineno
-        ids.append(iid)
-        for n, v in zip(names, f):
-            cols[n].append(v)
-    if not ids:
-        raise DataFormatError("no items", path=path)
-    _refuse_nul(path, ids, "item")
-    return ids, cols
+    return delimited.read_items(path, id_col, sep)
+
+
+def history_chunks(path, item_ids, fmt="table", user_col="user_id", item_col="item_id",
+                   sep=None, chunk=8192, recency=1.0):
+    """Chunks of users of an interactions file grouped by user, read as they come: iterate for
+    (user_ids, X (k, n) CSR over ``item_ids``, unknown (r,) int64 < 0); ``total`` users,
+    ``known_any``. Raises NotStreamable when the file cannot be streamed (the caller reads it
+    whole: :class:`l3ae.io.interactions.memory_chunks`)."""
+    if parquet.is_parquet(path):  # row groups, not bytes
+        if fmt != "table":
+            raise DataFormatError("a Parquet file is a table: drop --format sequences",
+                                  path=path)
+        return parquet.ParquetChunks(path, item_ids, user_col, item_col, chunk, recency)
+    return stream_chunks(path, item_ids, fmt, user_col, item_col, sep, chunk, recency=recency)
+
+
+# -- vectors ---------------------------------------------------------------------------------
+def layout(path) -> str | None:
+    """"hdf5", "npz" or "parquet" from the file's first bytes (Parquet also by its name), else
+    None."""
+    path = Path(path)
+    with open(path, "rb") as fh:
+        head = fh.read(8)
+    if head == b"\x89HDF\r\n\x1a\n" or h5py.is_hdf5(path):  # is_hdf5: also after a user block
+        return "hdf5"
+    if head[:4] == b"PK\x03\x04" or (head[:4] == b"PK\x05\x06"):
+        return "npz"
+    if parquet.is_parquet(path):
+        return "parquet"
+    return None
+
+
+def unknown_layout(path):
+    """The error for a file of none of the layouts :func:`read_embeddings` reads."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix in HDF5_SUFFIXES:
+        return DataFormatError("not an HDF5 file (no HDF5 signature)", path=path)
+    if suffix == ".npz":
+        return DataFormatError("not an .npz file (not a zip archive)", path=path)
+    return DataFormatError(f"not an embeddings file: expected {LAYOUTS}", path=path)
+
+
+def read_embeddings(path, vectors: bool = True, id_col=None, col=None):
+    """(ids: list[str], E: (n, d) float32 or None when not ``vectors``, meta: dict) of an
+    embeddings file of any layout, told apart by its content (:func:`layout`).
+
+    meta holds ``layout`` ("l3ae", "hdf5", "npz" or "parquet"), ``encoder`` (a dict), ``hashes``
+    (list[str]; None for another layout) and, for l3ae's layout, the root attributes.
+    id_col, col : the id and vector dataset/array/column of another layout (defaults ids and
+    embeddings; item_id and embedding for Parquet); ignored for l3ae's own.
+    Raises DataFormatError for a missing, unreadable, inconsistent or other-version file.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataFormatError("no such embeddings file; make one with `l3ae embed`", path=path)
+    kind = layout(path)
+    if kind == "npz":
+        ids, E, meta = read_npz(path, id_col, col)
+    elif kind == "parquet":
+        ids, E, meta = parquet.read_vectors(path, id_col, col)
+    elif kind != "hdf5":
+        raise unknown_layout(path)
+    else:
+        with embeddings.open_file(path) as f:
+            if embeddings.is_own(f):
+                ids, E, meta = embeddings.read_own(f, path, vectors)
+            else:
+                ids, E, meta = read_hdf5(f, path, id_col, col)
+    return ids, (E if vectors else None), meta
+
+
+def load_aligned(path, item_ids, id_col=None, col=None):
+    """(embeddings of ``item_ids`` in that order (len(item_ids), d) float32, the file's
+    metadata), from one read of a file of any layout (:func:`read_embeddings`).
+
+    Raises DataFormatError naming the file when it is not a readable embeddings file, or as
+    :func:`align` does.
+    """
+    ids, E, meta = read_embeddings(path, id_col=id_col, col=col)
+    return align(path, ids, E, item_ids, meta), meta
+
+
+def replaceable(out, vectors=False):
+    """(ids, E or None, meta) of an existing l3ae embeddings file that a write may replace;
+    DataFormatError when ``out`` is anything else (never overwrite a foreign file)."""
+    try:
+        ids, E, meta = read_embeddings(out, vectors=vectors)
+    except DataFormatError as exc:
+        raise DataFormatError(f"refusing to overwrite it: {exc.reason}; delete it or choose "
+                              "another output", path=out) from None
+    if meta.get("layout") != "l3ae":
+        raise DataFormatError("refusing to overwrite it: it is not an l3ae embeddings file; "
+                              "delete it or choose another output", path=out)
+    return ids, E, meta
+
+
+def align(path, ids, E, item_ids, meta=None) -> np.ndarray:
+    """Rows of E (n, d) float32 (row r for ids[r], read from ``path``) in the order of
+    ``item_ids``: (len(item_ids), d) float32, C-contiguous. Rows of other ids are ignored.
+
+    Ids are compared as strings. Raises DataFormatError naming ``path`` for a repeated id (its
+    rows), when ids have no row (the count and the first few), or when a needed row holds
+    NaN/inf (its id, row and value). ``meta`` (from :func:`read_embeddings`) words the messages
+    for the file's layout.
+    """
+    path, meta = Path(path), meta or {}
+    where, remedy = meta.get("where", "/embeddings"), meta.get("remedy", "re-run `l3ae embed`")
+    row = {i: r for r, i in enumerate(ids)}
+    if len(row) != len(ids):
+        r, dup = next((k, i) for k, i in enumerate(ids) if row[i] != k)
+        first = ids.index(dup)
+        raise DataFormatError(f"duplicate id {dup!r} at rows {first} and {r} (from 0) of "
+                              f"{where}", path=path)
+    wanted = [str(i) for i in item_ids]
+    missing = [i for i in wanted if i not in row]
+    if missing:
+        first = ", ".join(repr(i) for i in missing[:_SHOW])
+        fix = ("re-run `l3ae embed` on the item file that lists them" if remedy.startswith(
+            "re-run") else "add their vectors to the file")
+        raise DataFormatError(
+            f"{len(missing)} of {len(wanted)} item ids have no embedding (first: {first}"
+            f"{', ...' if len(missing) > _SHOW else ''}); {fix}", path=path)
+    rows = np.fromiter((row[i] for i in wanted), dtype=np.int64, count=len(wanted))
+    out = E[rows]
+    bad = ~np.isfinite(out).all(axis=1)
+    if bad.any():
+        k = np.flatnonzero(bad)
+        r = int(rows[k[0]])
+        value = meta.get("overflow", {}).get(r)
+        value = (f"{value!r}, beyond float32's range" if value is not None else
+                 E[r][~np.isfinite(E[r])][0])
+        raise DataFormatError(f"{len(k)} embeddings hold NaN or inf (first: id {wanted[k[0]]!r}): "
+                              f"row {r} (from 0) of {where} holds {value}; {remedy}", path=path)
+    return np.ascontiguousarray(out, dtype=np.float32)
+
+
+def vector_hash(row) -> str:
+    """What stands for a text hash in an imported file: ``"vector:"`` + sha256 of the float32
+    bytes (little-endian) of the row. Never equal to a text hash (64 hex digits)."""
+    data = np.ascontiguousarray(row, dtype="<f4").tobytes()
+    return "vector:" + hashlib.sha256(data).hexdigest()
+
+
+def import_vectors(src, out, id_col=None, col=None) -> dict:
+    """Write the vectors of ``src`` (any layout above, or l3ae's) to ``out`` in the l3ae layout.
+
+    The result holds exactly the rows of ``src`` (every row is checked: NaN/inf refused too),
+    float32, with per row the :func:`vector_hash` where a text would have its hash, and the
+    encoder attribute ``{"imported": <src's file name>, "layout": ..., "dim": d}`` — no encoder
+    name or fingerprint: the vectors' model is unknown to l3ae, so ``add-items`` checks only
+    the width against a model built on them. Incremental as ``l3ae embed`` is: rows whose id
+    and vector are unchanged are counted as reused, and an ``out`` already holding the same ids,
+    vectors and source is left untouched.
+
+    An existing ``out`` is never silently replaced by vectors of another kind: one made by
+    ``l3ae embed`` from texts is refused here, and (see :mod:`l3ae.embed.pipeline`) an imported
+    one is refused by ``l3ae embed`` on texts: l3ae cannot make either again. Delete it or
+    choose another ``out``.
+
+    Returns {vectors, imported, reused, dim, written, out, seconds}.
+    """
+    t0 = time.perf_counter()
+    out = Path(out)
+    if out.is_dir():
+        raise DataFormatError("is a directory; --out takes a file name like emb.h5", path=out)
+    ids, E, meta = read_embeddings(src, id_col=id_col, col=col)
+    E = align(src, ids, E, ids, meta)  # every row is wanted: NaN/inf anywhere is refused
+    hashes = [vector_hash(row) for row in E]
+    identity = {"imported": Path(src).name, "layout": meta.get("layout", "l3ae"),
+                "dim": int(E.shape[1])}
+    stats = {"vectors": len(ids), "imported": len(ids), "reused": 0, "dim": int(E.shape[1]),
+             "written": False, "out": str(out)}
+    if out.exists():
+        old_ids, _, old = replaceable(out)
+        if not old["encoder"].get("imported"):
+            name = old["encoder"].get("name") or "an encoder"
+            raise DataFormatError(f"refusing to overwrite it: it holds {len(old_ids)} vectors "
+                                  f"embedded from texts by {name}, which the import would "
+                                  "replace; delete it or choose another output", path=out)
+        before = set(old["hashes"])
+        stats["reused"] = sum(h in before for h in hashes)
+        stats["imported"] = len(ids) - stats["reused"]
+        if old_ids == ids and old["hashes"] == hashes and old["encoder"] == identity:
+            stats["seconds"] = time.perf_counter() - t0
+            return stats
+    write_embeddings(out, ids, E, hashes, {"encoder": identity, "template": ""})
+    stats.update(written=True, seconds=time.perf_counter() - t0)
+    return stats

@@ -14,9 +14,8 @@ import sys
 import numpy as np
 
 from l3ae.errors import ConfigError
-from l3ae.io import _fastio
+from l3ae.io import _fastio, parquet
 from l3ae.io.atomic import atomic_open
-from l3ae.io.stream import encode_fields
 
 CSV_HEADER = b"user_id,item_id,rank,score,fallback\n"
 
@@ -39,7 +38,7 @@ def encode_ids(ids, jsonl):
     """(uint8 buffer, int64 offsets) of ids quoted for the format (JSON strings or CSV fields)."""
     joined = "".join(ids)
     if _PLAIN[jsonl].search(joined):  # rare: quote one by one
-        return encode_fields([(_json_field if jsonl else _csv_field)(i) for i in ids])
+        return _fastio.encode_fields([(_json_field if jsonl else _csv_field)(i) for i in ids])
     lens = np.fromiter(map(len, ids), np.int64, len(ids))
     if jsonl:  # each id between double quotes
         joined, lens = '"' + '""'.join(ids) + '"' if ids else "", lens + 2
@@ -78,9 +77,7 @@ def list_writer(fh, item_ids, fmt="csv"):
     """A writer of top-N lists in ``fmt`` (csv, jsonl or parquet) to the binary file ``fh``:
     ``write(user_ids, items, scores, fallback)`` per chunk, ``close()`` at the end."""
     if fmt == "parquet":
-        from l3ae.io.parquet import ParquetListWriter
-
-        return ParquetListWriter(fh, item_ids)
+        return parquet.ParquetListWriter(fh, item_ids)
     if fmt not in ("csv", "jsonl"):
         raise ConfigError(f"unknown output format {fmt!r}; choose csv, jsonl or parquet")
     return TopListWriter(fh, item_ids, jsonl=fmt == "jsonl")

@@ -1,0 +1,104 @@
+"""The package's import graph has no circles: every import counted, at module level and inside
+functions (an import inside a function still ties the two modules together)."""
+
+import ast
+from pathlib import Path
+
+import l3ae
+
+ROOT = Path(l3ae.__file__).parent
+
+
+def modules():
+    """{dotted name: path} of every module of the package."""
+    out = {}
+    for path in ROOT.rglob("*.py"):
+        parts = list(path.relative_to(ROOT.parent).with_suffix("").parts)
+        if parts[-1] == "__init__":
+            parts.pop()
+        out[".".join(parts)] = path
+    return out
+
+
+def imports(name, path, known):
+    """The package's modules that module ``name`` imports anywhere in its body."""
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            targets = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                up = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join(up + ([base] if base else []))
+            # `from pkg import mod` imports the module pkg.mod; `from mod import name` imports mod
+            targets = [f"{base}.{a.name}" if f"{base}.{a.name}" in known else base
+                       for a in node.names]
+        else:
+            continue
+        found.update(t for t in targets if t in known and t != name)
+    return found
+
+
+def cycles(graph):
+    """The strongly connected components of more than one module (Tarjan)."""
+    index, low, stack, on, out = {}, {}, [], set(), []
+
+    def visit(v):
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on.add(v)
+        for w in graph[v]:
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            comp = set()
+            while True:
+                w = stack.pop()
+                on.discard(w)
+                comp.add(w)
+                if w == v:
+                    break
+            if len(comp) > 1:
+                out.append(sorted(comp))
+
+    for v in graph:
+        if v not in index:
+            visit(v)
+    return out
+
+
+def package_graph():
+    known = modules()
+    # a package's __init__ importing its own submodules is how a package shows its face, and
+    # importing a submodule runs its package's __init__ first: those arrows are not circles
+    return {m: {t for t in imports(m, p, known) if not m.startswith(t + ".")}
+            for m, p in known.items()}
+
+
+def test_the_walker_sees_imports_inside_functions_and_finds_a_circle(tmp_path):
+    a = tmp_path / "a.py"
+    a.write_text("def f():\n    from pkg import b\n")
+    (tmp_path / "b.py").write_text("import pkg.a\n")
+    known = {"pkg.a": a, "pkg.b": tmp_path / "b.py"}
+    graph = {m: imports(m, p, known) for m, p in known.items()}
+    assert graph == {"pkg.a": {"pkg.b"}, "pkg.b": {"pkg.a"}}
+    assert cycles(graph) == [["pkg.a", "pkg.b"]]
+
+
+def test_the_package_has_no_import_circles():
+    graph = package_graph()
+    assert len(graph) > 50 and graph["l3ae.engine.solve"]  # the walk found the package
+    assert cycles(graph) == []
+
+
+def test_io_never_imports_the_engine_and_format_modules_ignore_each_other():
+    graph = package_graph()
+    io = {m: t for m, t in graph.items() if m.startswith("l3ae.io")}
+    assert not [(m, t) for m, ts in io.items() for t in ts if t.startswith("l3ae.engine")]
+    formats = {"l3ae.io.delimited", "l3ae.io.parquet", "l3ae.io.vectors", "l3ae.io.embeddings"}
+    assert {(m, t) for m in formats for t in graph[m] & formats} == set()
