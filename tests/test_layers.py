@@ -102,3 +102,18 @@ def test_io_never_imports_the_engine_and_format_modules_ignore_each_other():
     assert not [(m, t) for m, ts in io.items() for t in ts if t.startswith("l3ae.engine")]
     formats = {"l3ae.io.delimited", "l3ae.io.parquet", "l3ae.io.vectors", "l3ae.io.embeddings"}
     assert {(m, t) for m in formats for t in graph[m] & formats} == set()
+
+
+def test_the_command_line_parses_without_numba_h5py_or_the_optional_extras():
+    import subprocess
+    import sys
+
+    heavy = ["numba", "h5py", "dask", "distributed", "pyarrow", "onnxruntime", "tokenizers",
+             "l3ae.api", "l3ae.engine.solve"]
+    code = ("import sys, l3ae.cli\n"
+            "from click.testing import CliRunner\n"
+            "for cmd in ([], ['build'], ['recommend'], ['info'], ['tune'], ['embed']):\n"
+            "    assert CliRunner().invoke(l3ae.cli.cli, cmd + ['--help']).exit_code == 0\n"
+            f"print([m for m in {heavy!r} if m in sys.modules])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

@@ -1,4 +1,8 @@
-"""The ``l3ae`` command: each subcommand parses, calls one library function, reports."""
+"""The ``l3ae`` command: each subcommand parses, calls one library function, reports.
+
+Each command imports :mod:`l3ae.api` when it runs, not at the top: ``l3ae --help`` and the
+parsing of flags load click and the presets' table, not numba's kernels, h5py or the solvers.
+"""
 
 import os
 

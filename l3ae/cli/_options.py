@@ -6,12 +6,11 @@ from dataclasses import fields
 
 import click
 
-from l3ae.api import Data
 from l3ae.engine.models import KNOBS, LEGACY_DEFAULTS, PRESETS, Config
 from l3ae.errors import ConfigError, DataFormatError
 from l3ae.io.config_file import read_config
 from l3ae.io.datasets import DATASETS
-from l3ae.io.readers import FORMATS
+from l3ae.io.interactions import FORMATS
 
 
 class TopK(click.ParamType):
@@ -144,6 +143,8 @@ def data_from(kw):
     names = ["interactions", "dataset", "dataset_dir", "user_col", "item_col", "rating_col",
              "min_rating", "sep", "fmt", "embeddings", "embedding_id_col", "embedding_col",
              "encoder"]
+    from l3ae.api import Data
+
     return Data(**{k: kw.pop(k) for k in names})
 
 

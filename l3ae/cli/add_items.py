@@ -2,7 +2,6 @@
 
 import click
 
-from l3ae import api
 from l3ae.cli._app import cli, progress_printer
 
 
@@ -43,6 +42,8 @@ def add_items(model, items, id_col, sep, embeddings, embedding_id_col, embedding
       l3ae add-items model.h5 --items new_items.csv --embeddings new_emb.h5 --out model2.h5
       l3ae recommend model2.h5 --interactions ratings.csv -n 20
     """
+    from l3ae import api
+
     rec, n_new = api.add_items(model, items, out, embeddings, id_col, sep,
                                progress=progress_printer(quiet),
                                warn=lambda m: click.echo(m, err=True),

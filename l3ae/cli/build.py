@@ -2,7 +2,6 @@
 
 import click
 
-from l3ae import api
 from l3ae.cli._app import cli, progress_printer
 from l3ae.cli._options import (cluster_from, cluster_options, config_from, data_from,
                                data_options, model_options)
@@ -63,6 +62,8 @@ def build(out, max_memory, workdir, resume, foldable, quiet, **kw):
       l3ae build --interactions seqs.txt --format sequences --model slist --alpha 0.5 \\
                  --window 5 --decay 0.5 --out seq.h5
     """
+    from l3ae import api
+
     data, cfg = data_from(kw), config_from(kw)
     rec, (m, n), nnz = api.build(data, cfg, out, **cluster_from(kw), foldable=foldable,
                                  progress=progress_printer(quiet), quiet=quiet, workdir=workdir,

@@ -2,7 +2,6 @@
 
 import click
 
-from l3ae import api
 from l3ae.cli._app import cli
 from l3ae.io.datasets import DATASETS
 
@@ -56,6 +55,8 @@ def embed(items, dataset, import_file, id_col, embedding_col, sep, template, enc
     existing --out of imported vectors is not overwritten by embedded texts, nor one of
     embedded texts by an import.
     """
+    from l3ae import api
+
     if import_file is not None:
         ctx = click.get_current_context()
         given = [f"--{n.replace('_', '-')}" for n in ("template", "encoder", "batch_size",

@@ -2,7 +2,6 @@
 
 import click
 
-from l3ae import api
 from l3ae.cli._app import cli, progress_printer
 from l3ae.cli._options import (cluster_from, cluster_options, config_from, data_from,
                                data_options, model_options, regime_from, regime_options)
@@ -40,6 +39,8 @@ def evaluate(baseline, refit, json_out, quiet, **kw):
       l3ae evaluate --dataset ml-1m --model l3ae --cold-items 0.1 --config best.cfg
       l3ae evaluate --interactions Beauty.txt --format sequences --protocol loo --model ease
     """
+    from l3ae import api
+
     data, cfg = data_from(kw), config_from(kw)
     res = api.evaluate(data, cfg, regime_from(kw), **cluster_from(kw), baseline=baseline,
                        refit=refit, progress=progress_printer(quiet), quiet=quiet,

@@ -4,7 +4,6 @@ import json
 
 import click
 
-from l3ae import api
 from l3ae.cli._app import cli
 
 
@@ -18,4 +17,6 @@ def info(model):
     Example:
       l3ae info model.h5
     """
+    from l3ae import api
+
     click.echo(json.dumps(api.info(model), indent=2))

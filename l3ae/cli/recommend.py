@@ -2,9 +2,8 @@
 
 import click
 
-from l3ae import api
 from l3ae.cli._app import cli, progress_printer
-from l3ae.io.readers import FORMATS
+from l3ae.io.interactions import FORMATS
 
 
 @cli.command()
@@ -65,6 +64,8 @@ def recommend(model, interactions, fmt, user_col, item_col, sep, all_users, user
       l3ae recommend model.h5 --interactions ratings.csv --users vip.txt \\
                      --candidates on_sale.txt --out-format jsonl | head
     """
+    from l3ae import api
+
     if all_users and users_file:
         raise click.UsageError("give --all or --users FILE, not both")
     count = api.recommend(model, interactions, users_file, N, out, out_format=out_format,

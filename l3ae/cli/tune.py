@@ -2,7 +2,6 @@
 
 import click
 
-from l3ae import api
 from l3ae.cli._app import cli, progress_printer
 from l3ae.cli._options import (cluster_from, cluster_options, config_from, data_from,
                                data_options, model_options, regime_from, regime_options)
@@ -42,6 +41,8 @@ def tune(grids, n_random, metric, out, json_out, quiet, **kw):
                 --grid reg-e=100,1000 --random 10 --out best.cfg
       l3ae evaluate --dataset ml-1m --config best.cfg
     """
+    from l3ae import api
+
     data, base = data_from(kw), config_from(kw)
     run = api.tune(data, base, grids, n_random, metric, regime_from(kw), **cluster_from(kw),
                    out=out, json_out=json_out, progress=progress_printer(quiet), quiet=quiet)

@@ -10,13 +10,20 @@
 P = (G + Dg(a))⁻¹ beyond one n×n buffer: :mod:`.memory` plans where it is computed,
 :mod:`.tiled` runs the out-of-core schedule of :mod:`.blas`'s tile tasks, :mod:`.progress`
 reports it.
+
+These names load their modules on first use: the command line reads :mod:`.models` (the
+presets and knobs) for ``--help`` without compiling numba's kernels.
 """
 
-from l3ae.engine.gram import gram
-from l3ae.engine.prune import prune_topk
-from l3ae.engine.score import topn
-from l3ae.engine.semantic import semantic_correlation, semantic_factors
-from l3ae.engine.solve import solve_weights
+import importlib
 
-__all__ = ["gram", "semantic_factors", "semantic_correlation", "solve_weights", "prune_topk",
-           "topn"]
+_HOME = {"gram": "gram", "prune_topk": "prune", "topn": "score",
+         "semantic_correlation": "semantic", "semantic_factors": "semantic",
+         "solve_weights": "solve"}
+__all__ = list(_HOME)
+
+
+def __getattr__(name):
+    if name not in _HOME:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{_HOME[name]}"), name)

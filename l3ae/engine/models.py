@@ -25,7 +25,6 @@ from dataclasses import asdict, dataclass, fields, replace
 import numpy as np
 import scipy.sparse as sp
 
-from l3ae.engine.prune import PRUNE, budget_scale, row_budgets
 from l3ae.engine.sequences import TARGETS, slist_inputs
 from l3ae.errors import ConfigError
 
@@ -75,6 +74,7 @@ KNOBS = {
 NEUTRAL = {"reg_x": 0.0, "dropout": 0.0, "xi": 0.0, "reg_e": 0.0, "alpha": 0.0,
            "pull": "uniform", "pull_power": None, "reg_f": None, "prune": "global", "budget": 0.0,
            "window": 0, "decay": 1.0, "targets": "next"}
+PRUNE = ("global", "row")  # how a pruned B's weights are chosen (l3ae.engine.prune)
 AUTO_TOPK = 500  # the weights a row keeps under --topk auto (n >= 4,000 items)
 UNSET = {"reg_f": 1.0, "pull_power": 0.5}
 # config files of l3ae 0.1 recorded these defaults for knobs that did not enter the model:
@@ -393,6 +393,9 @@ def row_budgets_of(cfg: Config, popularity, active=None):
     topk = cfg.topk_for(len(popularity))
     if not topk or not cfg.budget or cfg.prune != "row":
         return None
+    # here, not at the top: the presets and knobs load for `l3ae --help` without numba
+    from l3ae.engine.prune import budget_scale, row_budgets
+
     c = np.asarray(popularity) if active is None else np.asarray(popularity)[active]
     return row_budgets(c, budget_scale(c, topk, cfg.budget), cfg.budget, len(c) - 1)
 

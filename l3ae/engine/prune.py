@@ -20,9 +20,6 @@ import scipy.sparse as sp
 
 from l3ae.engine import _kernels
 
-PRUNE = ("global", "row")  # how a pruned B's weights are chosen (Config.prune)
-
-
 def budget_scale(popularity, k, power):
     """s such that Σ_i min(n − 1, s·(1 + c_i)^power) = k·n (k per row on average; capped
     rows hand their excess to the others). popularity c (n,); power 0 gives s = min(k, n − 1)."""

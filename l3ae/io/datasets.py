@@ -11,7 +11,6 @@ import importlib.util
 from pathlib import Path
 
 from l3ae.errors import DataFormatError
-from l3ae.io.readers import read_interactions, read_items
 
 DEFAULT_TEMPLATE = "{title} ({year}). Genres: {genre}"
 
@@ -45,16 +44,20 @@ def default_min_rating(name):
 
 def load_interactions(name, min_rating="default"):
     """Interactions of a packaged dataset, thresholded at its default rating unless given."""
+    from l3ae.io import readers  # here: the table above serves `l3ae --help`, without numba
+
     inter, _ = dataset_files(name)
     if min_rating == "default":
         min_rating = default_min_rating(name)
-    return read_interactions(inter, min_rating=min_rating)
+    return readers.read_interactions(inter, min_rating=min_rating)
 
 
 def load_items(name):
     """(ids, columns) of a packaged dataset, with canonical columns ``title``, ``year``, ``genre``."""
+    from l3ae.io import readers
+
     _, item = dataset_files(name)
-    ids, cols = read_items(item)
+    ids, cols = readers.read_items(item)
     for canon, col in DATASETS[name][3].items():
         vals = cols[col]
         if canon == "year":  # RecBole stores years as floats ("1995.0") in some files

@@ -20,9 +20,8 @@ import numpy as np
 
 from l3ae.errors import ConfigError, DataFormatError
 from l3ae.io import _fastio
-from l3ae.io.interactions import Interactions, NotStreamable, collapsed, id_column
+from l3ae.io.interactions import FORMATS, Interactions, NotStreamable, collapsed, id_column
 
-FORMATS = ("table", "sequences")
 _TAB_SUFFIXES = {".inter", ".item", ".user", ".tsv", ".tab"}
 REASONS = {
     _fastio.SHORT_ROW: "a row with too few columns",

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
-from l3ae.io import _fastio
+FORMATS = ("table", "sequences")  # what an interactions file holds: rows, or users' sequences
 
 
 class NotStreamable(Exception):
@@ -60,6 +60,9 @@ class Interactions:
 def collapsed(users, items, user_ids, item_ids, path):
     """Interactions of (nnz,) int64 code pairs with duplicate (user, item) rows collapsed to
     their first appearance, in order."""
+    # here, not at the top: this module is light enough for `l3ae --help` (no numba)
+    from l3ae.io import _fastio
+
     if len(users) and (users[1:] >= users[:-1]).all():  # grouped by user, as exports are
         first = _fastio.first_pairs(users, items, len(item_ids))
     else:

@@ -23,9 +23,9 @@ import numpy as np
 
 from l3ae.errors import DataFormatError
 from l3ae.io import delimited, embeddings, parquet
-from l3ae.io.delimited import FORMATS, read_id_list  # noqa: F401 (the API's names)
+from l3ae.io.delimited import read_id_list  # noqa: F401 (the API's names)
 from l3ae.io.embeddings import write_embeddings
-from l3ae.io.interactions import Interactions, NotStreamable, id_column  # noqa: F401
+from l3ae.io.interactions import FORMATS, Interactions, NotStreamable, id_column  # noqa: F401
 from l3ae.io.stream import stream_chunks
 from l3ae.io.vectors import read_hdf5, read_npz
 
