@@ -317,37 +317,45 @@ def evaluate(data: Data, cfg: Config, regime=None, baseline=None, refit=False, p
 
 
 def tune(data: Data, base: Config, grids=(), n_random=0, metric=None, regime=None, out=None,
-         json_out=None, progress=None, quiet=False, cluster=None, tile=None):
+         json_out=None, progress=None, quiet=False, cluster=None, tile=None, extend=True,
+         note=None):
     """Search ``base``'s hyperparameters on the validation split (:mod:`l3ae.tune`): the
-    preset's grid or ``grids`` (["reg_x=100,300", ...]), plus ``n_random`` random points.
-    Writes the best config to ``out`` and every point to ``json_out`` (JSON, atomically).
-    Returns {"results": [...] (refused points keep metrics None and their "error"), "best",
-    "metric"}. cluster, tile : where the factorizations run (:func:`solver_session`)."""
+    preset's grid (:func:`l3ae.tune.default_grid`) or ``grids`` (["reg_x=100,300", ...]), plus
+    ``n_random`` random points, widened while the best sits on an edge (``extend``; rounds and
+    edges told to ``note(line)``). Writes the best config to ``out`` and the search (the grid
+    searched, its rounds, every point) to ``json_out`` (JSON, atomically). Returns
+    :func:`l3ae.tune.search`'s dict (refused points keep metrics None and their "error") with
+    "metric". cluster, tile : where the factorizations run (:func:`solver_session`)."""
     source = data.load()
     regime = regime or {}
     split = load_split(source, **regime)
     metric = tuning.check_metric(metric, split)
-    grid = tuning.parse_grid(grids) if grids else tuning.GRIDS[base.model]
+    grid = (tuning.parse_grid(grids) if grids
+            else tuning.default_grid(base.model, ordered=split.ages is not None))
+    names = tuning.grid_names(grid)
     configs = tuning.grid_configs(base, grid)
     if n_random:
-        configs += tuning.random_configs(base, list(grid), n_random, regime.get("seed", 0))
+        configs += tuning.random_configs(base, names, n_random, regime.get("seed", 0))
     E, _ = data.vectors(source, configs, progress=not quiet)
     ks = (int(metric.split("@")[1]),)
     with solver_session(cluster, tile) as run:
-        results = tuning.sweep(configs, split.train, tuning.validation_scorer(split, ks), E,
-                               progress=progress, solver=run,
-                               sequences=(split.sequences or {}).get("train"))
-    top = tuning.best(results, metric)
+        found = tuning.search(base, configs, names, split.train,
+                              tuning.validation_scorer(split, ks), metric, extend=extend,
+                              note=note, E=E, progress=progress, solver=run,
+                              sequences=(split.sequences or {}).get("train"))
     if out:
         with atomic_open(out) as fh:
-            json.dump(top["config"].to_dict(), fh, indent=2)
+            json.dump(found["best"]["config"].to_dict(), fh, indent=2)
     if json_out:
         with atomic_open(json_out) as fh:
-            json.dump([{"config": r["config"].to_dict(), "metrics": r["metrics"],
-                        "seconds": r["seconds"], "shared": r["shared"],
-                        **({"error": r["error"]} if "error" in r else {})}
-                       for r in results], fh, indent=2)
-    return {"results": results, "best": top, "metric": metric}
+            json.dump({"metric": metric, "grid": found["grid"], "rounds": found["rounds"],
+                       "edges": found["edges"],
+                       "points": [{"config": r["config"].to_dict(), "metrics": r["metrics"],
+                                   "seconds": r["seconds"], "shared": r["shared"],
+                                   "round": r["round"],
+                                   **({"error": r["error"]} if "error" in r else {})}
+                                  for r in found["results"]]}, fh, indent=2)
+    return {**found, "metric": metric}
 
 
 def embed(out, items=None, dataset=None, id_col=None, sep=None, template=None,

@@ -19,36 +19,61 @@ from dataclasses import fields
 
 import numpy as np
 
-from l3ae.engine.models import (Config, active_items, check_solver, debias_columns, expand,
+from l3ae.engine.models import (KNOBS, Config, active_items, check_solver, debias_columns, expand,
                                 pruning, solve_inputs, solved_terms, terms)
 from l3ae.engine.score import topn
 from l3ae.engine.solve import factorize, text_weights, weights_from_inverse
 from l3ae.errors import ConfigError
 
-# default grids: totals shared across presets so one sweep of several models reuses P
-TOTALS = [30.0, 100.0, 300.0, 1000.0]
+# Default grids: each spans the settings of the published papers and of this project's benchmarks
+# (bench/quality.py, bench/faerec.py, bench/chain.py) at about 3x the factorizations the grids
+# had before the edge-widening rounds (issue 23); a best point on a grid's edge is then widened
+# (:func:`search`), so the grids need not reach every extreme. Totals are shared across presets
+# so one sweep of several models reuses P. A grid is a dict of knob -> values (every
+# combination) or a list of them (their union).
+TOTALS = [10.0, 30.0, 100.0, 300.0, 1000.0]
+# on ordered histories (--protocol loo) every default grid also scores these (they share B)
+ORDERED = {"recency": [1.0, 0.7, 0.4]}
+_SLIST = {"xi": [0.0, 0.1], **ORDERED}
 GRIDS = {
     "ease": {"reg_x": TOTALS},
     "lae": {"reg_x": TOTALS},
-    "rlae": {"reg_x": TOTALS, "xi": [0.05, 0.2, 0.5]},
+    "rlae": {"reg_x": TOTALS, "xi": [0.05, 0.1, 0.2, 0.5]},
     "edlae": {"reg_x": [10.0, 100.0], "dropout": [0.1, 0.3, 0.5]},
     "dlae": {"reg_x": [10.0, 100.0], "dropout": [0.1, 0.3, 0.5]},
     "rdlae": {"reg_x": [10.0, 100.0], "dropout": [0.1, 0.3, 0.5], "xi": [0.05, 0.2]},
+    # the L3AE paper's optimum λ_X = −100, λ_E = 150 is total 50; the preset's, 500
     "l3ae": {"total": TOTALS, "reg_e": [30.0, 100.0, 300.0, 1000.0, 3000.0], "reg_f": [1.0, 10.0]},
     "text": {"reg_f": [0.1, 1.0, 10.0, 100.0]},
     "collective": {"reg_x": TOTALS, "alpha": [0.3, 1.0, 3.0]},
     "additive": {"reg_x": TOTALS, "alpha": [0.05, 0.2, 0.5], "reg_f": [1.0, 10.0]},
-    # every (λ, α) is a factorization of its own (α = 1: SLIS, EASE's); ξ and recency share
-    # it. bench/results/faerec-slist.md selected λ 100, α 0.5 on FAERec's three sets
-    "slist": {"reg_x": [100.0, 400.0], "alpha": [0.5, 1.0], "xi": [0.0, 0.1],
-              "recency": [1.0, 0.7, 0.5]},
+    # every (λ, α, window) is a factorization of its own (α = 1: SLIS, EASE's solve, with no
+    # window), ξ shares it and recency shares B: 12 factorizations, 3x the grid's before the
+    # widening rounds (λ {100, 400} × α {0.5, 1}). SLIST's code defaults to λ 10, α 0.5 and
+    # searches α in {0.2, …, 0.8}; FAERec's sets select λ 100, α 0.5, window 5 (the preset,
+    # bench/results/faerec-slist.md), the directed chain of bench/chain.py α 0
+    "slist": [{"reg_x": [10.0, 100.0, 400.0], "alpha": [0.0, 0.2, 0.5], "window": [3], **_SLIST},
+              {"reg_x": [100.0, 400.0], "alpha": [1.0], **_SLIST},
+              {"reg_x": [100.0], "alpha": [0.5], "window": [5], **_SLIST}],
 }
 # log-uniform ranges for random search
 RANGES = {"reg_x": (3.0, 3000.0), "total": (3.0, 3000.0), "reg_e": (3.0, 10000.0),
           "reg_f": (0.03, 300.0), "dropout": (0.05, 0.7), "xi": (0.01, 0.8),
           "alpha": (0.01, 3.0), "pull_power": (0.1, 1.0), "recency": (0.3, 1.0), "debias": (0.05, 1.0),
           "decay": (0.1, 1.0)}
-
+# How far a knob's values may be widened: (lowest, highest, lowest excluded, highest excluded).
+# Ridges step by the grid's ratio when all its values are > 0, the others by its difference;
+# topk (a size, not a fit) and the word-valued knobs are never widened.
+INF = float("inf")
+LIMITS = {"reg_x": (-INF, INF, True, True), "total": (0.0, INF, True, True),
+          "reg_e": (0.0, INF, False, True), "reg_f": (0.0, INF, True, True),
+          "dropout": (0.0, 1.0, False, True), "xi": (0.0, 1.0, False, False),
+          "alpha": (0.0, 1.0, False, False), "pull_power": (0.0, INF, True, True),
+          "recency": (0.0, 1.0, True, False), "debias": (0.0, INF, False, True),
+          "decay": (0.0, 1.0, True, False), "window": (1.0, INF, False, True),
+          "budget": (0.0, 4.0, False, False)}
+RATIO = {"reg_x", "total", "reg_e", "reg_f"}
+EXTEND_ROUNDS = 4  # widening rounds after the first, at most
 
 # Config fields whose values are words (targets=next,following; pull=adaptive)
 WORDS = {f.name for f in fields(Config) if f.type in (str, "str")} - {"model"}
@@ -74,25 +99,56 @@ def parse_grid(specs):
     return grid
 
 
-def _config(base: Config, point: dict) -> Config:
+def default_grid(model, ordered=False):
+    """The preset's grid (a list of dicts), with :data:`ORDERED`'s scoring knobs on ordered
+    histories."""
+    grids = GRIDS[model] if isinstance(GRIDS[model], list) else [GRIDS[model]]
+    return [{**g, **ORDERED} if ordered else dict(g) for g in grids]
+
+
+def grid_names(grid):
+    """The knobs of a grid (dict or list of dicts), in order of appearance."""
+    grids = grid if isinstance(grid, list) else [grid]
+    return list(dict.fromkeys(n for g in grids for n in g))
+
+
+def _config(base: Config, point: dict, strict=None) -> Config:
     point = dict(point)
     total = point.pop("total", None)
     cfg = base.replace(**point)
     if total is not None:
         cfg = cfg.replace(reg_x=total - cfg.reg_e)
         point["reg_x"] = cfg.reg_x
-    return cfg.resolve(strict=point)  # a grid knob that does not enter is refused
+    return cfg.resolve(strict=point if strict is None else strict)
 
 
-def grid_configs(base: Config, grid: dict) -> list:
-    """Every combination of the grid's values over ``base``."""
-    names = list(grid)
+def _enters(cfg: Config, name):
+    """Whether knob ``name`` (a Config field or "total") enters ``cfg``'s closed form."""
+    if name == "total":
+        name = "reg_x"
+    return KNOBS[name][1](cfg) if name in KNOBS else True
+
+
+def _value(cfg: Config, name):
+    return float(f"{cfg.reg_x + cfg.reg_e:.12g}") if name == "total" else getattr(cfg, name)
+
+
+def grid_configs(base: Config, grid) -> list:
+    """Every combination of the grid's values over ``base`` (a list of grids: their union),
+    each distinct config once. A knob is honoured where it enters and reset where another knob
+    of the point shuts it out (slist's window at α = 1); one that enters no point is refused."""
+    grids = grid if isinstance(grid, list) else [grid]
     known = set(base.to_dict()) | {"total"}
-    bad = [n for n in names if n not in known]
+    bad = [n for n in grid_names(grids) if n not in known]
     if bad:
         raise ConfigError(f"unknown grid names {bad}; use Config fields or 'total'")
-    return [_config(base, dict(zip(names, vals)))
-            for vals in itertools.product(*(grid[n] for n in names))]
+    points = [dict(zip(g, vals)) for g in grids for vals in itertools.product(*g.values())]
+    configs = list(dict.fromkeys(_config(base, p, strict=()) for p in points))
+    for name in grid_names(grids):
+        if not any(_enters(c, name) for c in configs):
+            for p in points:  # refused in the words of the Config
+                _config(base, p, strict={"reg_x" if name == "total" else name})
+    return configs
 
 
 def random_configs(base: Config, names, count, seed=0) -> list:
@@ -230,3 +286,126 @@ def best(results, metric="recall@20"):
     if metric not in results[0]["metrics"]:
         raise ConfigError(f"unknown metric {metric!r}; have {sorted(results[0]['metrics'])}")
     return max(results, key=lambda r: np.nan_to_num(r["metrics"][metric], nan=-1.0))
+
+
+def widen(name, tried, at, cfg=None):
+    """(the value one step past ``at``, "down" or "up") when ``at`` is the lowest or highest of
+    ``tried`` (the knob's values searched so far, >= 2 distinct), else None; None too where the
+    knob's range (:data:`LIMITS`; alpha of the collective fusion: > 0, unbounded) ends at ``at``.
+
+    The step is the grid's own at that edge: its ratio for ridges on positive values (10, 100 ->
+    1), else its difference (0.5, 0.7 -> 0.3); a step past an excluded bound goes halfway to it
+    (recency 0.1 -> 0.05), past an included one to the bound (xi 0.9 -> 1)."""
+    if name not in LIMITS or len(set(tried)) < 2:
+        return None
+    tried = sorted(set(tried))
+    if at not in (tried[0], tried[-1]):
+        return None
+    down = at == tried[0]
+    near = tried[1] if down else tried[-2]
+    collective = cfg is not None and cfg.form == "collective" and name == "alpha"
+    lo, hi, lo_out, hi_out = (0.0, INF, True, True) if collective else LIMITS[name]
+    new = at * at / near if (name in RATIO or collective) and tried[0] > 0 else 2 * at - near
+    bound, out = (lo, lo_out) if down else (hi, hi_out)
+    if (new <= bound) if down else (new >= bound):
+        new = (at + bound) / 2 if out else bound
+    if name == "window":
+        new = float(max(round(new), 1))
+    new = float(f"{new:.6g}")
+    return None if new == at or (down and new > at) or (not down and new < at) else \
+        (new, "down" if down else "up")
+
+
+def _line(cfg: Config, names, name):
+    """What ``cfg`` holds on every knob of ``names`` but ``name`` (None where one does not
+    enter): configs with equal lines lie on one line of the grid along ``name``."""
+    return tuple(_value(cfg, n) if _enters(cfg, n) else None for n in names if n != name)
+
+
+def edges(top: Config, configs, names):
+    """[(knob, "down"|"up", best value, next value)]: the knobs of ``names`` along which the
+    best config ``top`` is the lowest or highest of ``configs`` on its line (the others that
+    agree with it on every other knob) and that can widen past it (:func:`widen`). A random
+    point is alone on its lines: it is never widened."""
+    out = []
+    for name in names:
+        if name in WORDS or not _enters(top, name):
+            continue
+        line = _line(top, names, name)
+        tried = [_value(c, name) for c in configs
+                 if _enters(c, name) and _line(c, names, name) == line]
+        step = widen(name, tried, _value(top, name), top)
+        if step:
+            out.append((name, step[1], _value(top, name), step[0]))
+    return out
+
+
+def searched(configs, names):
+    """{knob: sorted values} that ``configs`` tried (where the knob enters)."""
+    return {n: sorted({_value(c, n) for c in configs if _enters(c, n)}, key=str
+                      if n in WORDS else float) for n in names}
+
+
+def hint(name, direction, at, new, tried):
+    """One line telling a user which knob to widen, and how."""
+    flag = name.replace("_", "-")
+    values = ",".join(f"{v:g}" for v in sorted({*tried, new}))
+    return (f"best {flag} {at:g} is the {'lowest' if direction == 'down' else 'highest'} "
+            f"tried: widen it {direction}, e.g. --grid {flag}={values}")
+
+
+def search(base: Config, configs, names, train, score, metric, extend=True, note=None,
+           **sweep_kw):
+    """Sweep ``configs`` (the first round), then widen while the best point sits on an edge.
+
+    Each later round takes the best point and moves each knob of ``names`` on whose edge it
+    sits one step past it (:func:`edges`), the other knobs held (one new point per knob; they
+    share factorizations as any sweep), and stops when a round finds nothing better, nothing
+    is on an edge, or after :data:`EXTEND_ROUNDS` rounds. ``extend=False`` runs the first
+    round alone. note(line) : where each round and each remaining edge are told (stderr).
+    sweep_kw : E, progress, solver, sequences of :func:`sweep`.
+
+    Returns {"results" (every point, each with its "round"), "best", "rounds" [{"round",
+    "points", "factorizations", "values" (knob -> the values new in that round), "best"}],
+    "grid" (knob -> every value searched), "edges" (what is still on an edge: hints)}.
+    """
+    note = note or (lambda line: None)
+    results, rounds, todo = [], [], list(configs)
+    for r in range(1, 2 + (EXTEND_ROUNDS if extend else 0)):
+        res = sweep(todo, train, score, **sweep_kw)
+        for x in res:
+            x["round"] = r
+        before = searched([x["config"] for x in results], names)
+        results += res
+        top = best(results, metric)
+        now = searched([x["config"] for x in results], names)
+        rounds.append({"round": r, "points": len(res),
+                       "factorizations": sum(not x["shared"] for x in res),
+                       "values": {n: new for n in names
+                                  if (new := [v for v in now[n] if v not in before[n]])},
+                       "best": top["metrics"][metric]})
+        if r > 1:
+            was = rounds[-2]["best"]
+            better = top["metrics"][metric] > was
+            note(f"round {r}: best {metric} {top['metrics'][metric]:.4f}"
+                 + (f" (was {was:.4f})" if better else f", no better than {was:.4f}: stopping"))
+            if not better:
+                break
+        found = edges(top["config"], [x["config"] for x in results], names)
+        if not found or not extend or r == 1 + EXTEND_ROUNDS:
+            break
+        tried = {x["config"] for x in results}
+        point = {n: _value(top["config"], n) for n in names if _enters(top["config"], n)}
+        todo = [c for c in dict.fromkeys(_config(base, {**point, n: new}, strict=())
+                                         for n, _, _, new in found) if c not in tried]
+        if not todo:
+            break
+        note(f"round {r + 1}: the best {metric} {top['metrics'][metric]:.4f} sits on the edge "
+             "of the grid: trying " + ", ".join(f"{n.replace('_', '-')} {new:g} ({d})"
+                                                for n, d, _, new in found))
+    grid = searched([x["config"] for x in results], names)
+    left = edges(top["config"], [x["config"] for x in results], names)
+    hints = [hint(n, d, at, new, grid[n]) for n, d, at, new in left]
+    for line in hints:
+        note(line + ("" if not extend else f" (still on the edge after {len(rounds)} rounds)"))
+    return {"results": results, "best": top, "rounds": rounds, "grid": grid, "edges": hints}
