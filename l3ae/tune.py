@@ -190,7 +190,8 @@ def _solved(cfg):
     return cfg.replace(recency=1.0, debias=0.0)
 
 
-def sweep(configs, train, score, E=None, progress=None, solver=None, sequences=None):
+def sweep(configs, train, score, E=None, progress=None, solver=None, sequences=None,
+          known=None, keep=None):
     """Fit every config on ``train`` (m, n) CSR and ``score(B, config) -> dict`` it.
 
     Returns [{"config", "metrics", "seconds", "shared"}] in the order given; ``shared`` is True
@@ -200,6 +201,9 @@ def sweep(configs, train, score, E=None, progress=None, solver=None, sequences=N
     solver : run-time options of the factorizations (``cluster``, ``tile``: see
     :func:`l3ae.engine.solve.factorize`). sequences : train's events in time order (indptr,
     items), for the order-aware slist (:func:`l3ae.engine.models.solve_inputs`).
+    known : {solved config: (B, its ``keep`` metric)}, weights to score instead of solving them
+    again; with ``keep`` (a metric name) it is left holding the best point's alone, of its own
+    and this sweep's (one B more in memory: what a later round of :func:`search` rescores).
     """
     popularity = np.asarray(train.sum(axis=0)).ravel()
     if E is None and any(c.needs_text for c in configs):
@@ -207,6 +211,8 @@ def sweep(configs, train, score, E=None, progress=None, solver=None, sequences=N
         raise ConfigError(f"model {bad.model!r} needs item embeddings")
     for cfg in configs:
         check_solver(cfg, solver or {})
+    known = {} if known is None else known
+    top = max(known.items(), key=lambda kv: kv[1][1], default=(None, (None, -np.inf)))
     results = [None] * len(configs)
     groups = {}
     for i, cfg in enumerate(configs):
@@ -215,19 +221,24 @@ def sweep(configs, train, score, E=None, progress=None, solver=None, sequences=N
     for key, idx in groups.items():
         inv, last = None, (None, None)
         idx.sort(key=lambda i: repr(_solved(configs[i])))  # equal B back to back
-        for rank, i in enumerate(idx):
+        for i in idx:
             cfg = configs[i]
             t = time.perf_counter()
             try:
+                shared = inv is not None or _solved(cfg) in known
                 if last[0] == _solved(cfg):
                     B = last[1]
+                elif _solved(cfg) in known:
+                    B = known[_solved(cfg)][0]
                 else:
                     B, inv = _weights(cfg, train, popularity, E, inv, solver or {},
                                       sequences)
-                    last = (_solved(cfg), B)
+                last = (_solved(cfg), B)
                 metrics = score(debias_columns(B, popularity, cfg.debias), cfg)
                 results[i] = {"config": cfg, "metrics": metrics,
-                              "seconds": time.perf_counter() - t, "shared": rank > 0}
+                              "seconds": time.perf_counter() - t, "shared": shared}
+                if keep and np.nan_to_num(metrics[keep], nan=-1.0) > top[1][1]:
+                    top = (_solved(cfg), (B, metrics[keep]))
             except ConfigError as exc:
                 results[i] = {"config": cfg, "metrics": None, "error": str(exc),
                               "seconds": time.perf_counter() - t, "shared": False}
@@ -237,6 +248,10 @@ def sweep(configs, train, score, E=None, progress=None, solver=None, sequences=N
         if inv is not None and hasattr(inv.P, "remove"):
             inv.P.remove()  # a tiled P lives in a temporary file, or on the cluster's workers
         del inv
+    if keep:
+        known.clear()
+        if top[0] is not None:
+            known[top[0]] = top[1]
     return results
 
 
@@ -316,24 +331,15 @@ def widen(name, tried, at, cfg=None):
         (new, "down" if down else "up")
 
 
-def _line(cfg: Config, names, name):
-    """What ``cfg`` holds on every knob of ``names`` but ``name`` (None where one does not
-    enter): configs with equal lines lie on one line of the grid along ``name``."""
-    return tuple(_value(cfg, n) if _enters(cfg, n) else None for n in names if n != name)
-
-
 def edges(top: Config, configs, names):
-    """[(knob, "down"|"up", best value, next value)]: the knobs of ``names`` along which the
-    best config ``top`` is the lowest or highest of ``configs`` on its line (the others that
-    agree with it on every other knob) and that can widen past it (:func:`widen`). A random
-    point is alone on its lines: it is never widened."""
+    """[(knob, "down"|"up", best value, next value)]: the knobs of ``names`` whose value at the
+    best config ``top`` is the lowest or highest that ``configs`` tried (where the knob enters)
+    and that can widen past it (:func:`widen`)."""
     out = []
     for name in names:
         if name in WORDS or not _enters(top, name):
             continue
-        line = _line(top, names, name)
-        tried = [_value(c, name) for c in configs
-                 if _enters(c, name) and _line(c, names, name) == line]
+        tried = [_value(c, name) for c in configs if _enters(c, name)]
         step = widen(name, tried, _value(top, name), top)
         if step:
             out.append((name, step[1], _value(top, name), step[0]))
@@ -371,8 +377,10 @@ def search(base: Config, configs, names, train, score, metric, extend=True, note
     """
     note = note or (lambda line: None)
     results, rounds, todo = [], [], list(configs)
+    known = {}  # the best point's B: a later round that moves only recency or debias rescores it
     for r in range(1, 2 + (EXTEND_ROUNDS if extend else 0)):
-        res = sweep(todo, train, score, **sweep_kw)
+        res = sweep(todo, train, score, known=known, keep=metric if extend else None,
+                    **sweep_kw)
         for x in res:
             x["round"] = r
         before = searched([x["config"] for x in results], names)

@@ -192,7 +192,7 @@ def test_cli_evaluate_and_tune_loo(tmp_path):
     assert "test: ease vs rlae" in r.output and "hr@10" in r.output
     cfg = tmp_path / "best.json"
     r = run("tune", "--interactions", p, "--format", "sequences", "--protocol", "loo",
-            "--model", "ease", "--grid", "reg-x=5,50", "--out", cfg, "-q")
+            "--model", "ease", "--grid", "reg-x=5,50", "--out", cfg, "-q", "--no-extend")
     assert r.exit_code == 0, r.output
     assert json.loads(cfg.read_text())["reg_x"] in (5.0, 50.0)
     r = run("tune", "--interactions", p, "--format", "sequences", "--protocol", "loo",
@@ -209,7 +209,7 @@ def test_tune_selects_on_a_group(tmp_path):
             "--model", "ease", "--grid", "reg-x=1,30,1000", "--metric", "tail:hr@10",
             "--out", tmp_path / "b.json", "--json", js, "-q")
     assert r.exit_code == 0, r.output
-    points = json.loads(js.read_text())
+    points = json.loads(js.read_text())["points"]
     assert {"hr@10", "tail:hr@10", "head:ndcg@10"} <= set(points[0]["metrics"])
     best = json.loads((tmp_path / "b.json").read_text())
     assert best == max(points, key=lambda q: q["metrics"]["tail:hr@10"])["config"]

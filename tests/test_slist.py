@@ -287,9 +287,9 @@ def test_cli_evaluate_and_tune_slist(seqfile, tmp_path):
     js, best = tmp_path / "all.json", tmp_path / "best.json"
     r = run("tune", "--interactions", seqfile, "--format", "sequences", "--protocol", "loo",
             "--model", "slist", "--grid", "alpha=0.2,0.8", "--grid", "targets=next,following",
-            "--grid", "window=2,4", "--out", best, "--json", js, "-q")
+            "--grid", "window=2,4", "--out", best, "--json", js, "-q", "--no-extend")
     assert r.exit_code == 0, r.output
-    points = json.loads(js.read_text())
+    points = json.loads(js.read_text())["points"]
     assert len(points) == 8 and all(p["metrics"] for p in points)
     assert {(p["config"]["targets"], p["config"]["window"]) for p in points} == {
         ("next", 2), ("next", 4), ("following", 2), ("following", 4)}

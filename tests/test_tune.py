@@ -74,11 +74,11 @@ def test_tune_cli_writes_config_that_evaluate_reads(tmp_path):
     out = tmp_path / "best.cfg"
     r = CliRunner().invoke(cli, ["tune", "--interactions", str(inter), "--model", "ease",
                                  "--grid", "reg-x=1,10,100", "--random", "2", "--out", str(out),
-                                 "--json", str(tmp_path / "all.json")])
+                                 "--json", str(tmp_path / "all.json"), "--no-extend"])
     assert r.exit_code == 0, r.output
     cfg = json.loads(out.read_text())
-    points = json.loads((tmp_path / "all.json").read_text())
-    assert len(points) == 5
+    points = json.loads((tmp_path / "all.json").read_text())["points"]
+    assert len(points) == 5 and {p["round"] for p in points} == {1}
     assert cfg == max(points, key=lambda p: p["metrics"]["recall@20"])["config"]
     r = CliRunner().invoke(cli, ["evaluate", "--interactions", str(inter), "--config", str(out),
                                  "--reg-x", "7", "--json", str(tmp_path / "m.json")])
