@@ -78,6 +78,7 @@ def tuned(path, model, grids=(), extend=True):
     return {"config": shown(cfg.to_dict()),
             "validation": res["validation"]["all"]["hr@10"], "test": res["test"]["all"]["hr@10"],
             "rounds": len(run["rounds"]), "points": len(run["results"]),
+            "added": [r["values"] for r in run["rounds"][1:]],
             "factorizations": sum(not r["shared"] for r in run["results"]), "seconds": seconds}
 
 
@@ -90,7 +91,7 @@ def fixed(path, model, **knobs):
     cfg = Config.from_preset(model, **knobs)
     res = api.evaluate(data, cfg, regime={"protocol": "loo"}, quiet=True)
     return {"config": shown(cfg.to_dict()), "validation": res["validation"]["all"]["hr@10"],
-            "test": res["test"]["all"]["hr@10"], "rounds": 0, "points": 1,
+            "test": res["test"]["all"]["hr@10"], "rounds": 0, "points": 1, "added": [],
             "factorizations": 1, "seconds": res["timings"]["total"]}
 
 
@@ -130,6 +131,13 @@ def main():
         lines.append(f"| {name} | {r['rounds']} | {r['points']} | {r['factorizations']} "
                      f"| {r['seconds']:.1f} | {knobs} | {r['validation']:.4f} | {r['test']:.4f} "
                      f"| {r['test'] / ease - 1:+.1%} |")
+    lines.append("\nWhat the widening rounds added (round: knob values):\n")
+    for name, r in rows.items():
+        if r["added"]:
+            lines.append(f"- {name}: " + "; ".join(
+                f"{i}: " + ", ".join(f"{k} {' '.join(f'{v:g}' for v in vs)}"
+                                     for k, vs in added.items())
+                for i, added in enumerate(r["added"], start=2)))
     text = "\n".join(lines) + "\n"
     print(text)
     Path(args.out).write_text(text)

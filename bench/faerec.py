@@ -3,6 +3,7 @@
     python bench/faerec.py                      # Yelp, Food, Beauty; writes bench/results/faerec.md
     python bench/faerec.py --datasets Yelp --grid small --out /tmp/yelp.md
     python bench/faerec.py --models EASE SLIST --out bench/results/faerec-slist.md
+    python bench/faerec.py --grid default --out bench/results/faerec-default.md  # l3ae tune's grids
 
 Protocol (l3ae --protocol loo, as FAERec's code): per user the last item is the test target and
 the second-to-last the validation target; models are fitted on what precedes the validation
@@ -74,6 +75,12 @@ GRIDS = {
     "small": _grid([100], [0.2], [20], [0.25],
                    dict(reg_x=[100], alpha=[0.5], window=[5], decay=[0.5])),
 }
+# "default": each model with `l3ae tune`'s own grid (l3ae.tune.default_grid, ordered data) and
+# its widening rounds, plus the tail knob debias; SLIS is slist's α = 1 part. One sweep holds
+# every model's first round (shared factorizations), then each model widens on its own.
+TUNE_DEFAULTS = {"EASE": "ease", "RLAE": "rlae", "EDLAE": "edlae", "RDLAE": "rdlae",
+                 "SLIS": "slist", "SLIST": "slist"}
+GRIDS["default"] = {}  # filled from l3ae.tune in run_one (this module loads without l3ae)
 DEFAULT_GRID = {"Yelp": "full", "Food": "medium", "Beauty": "small"}
 COLUMNS = ["hr@5", "ndcg@5", "hr@10", "ndcg@10", "hr@20", "ndcg@20", "head:hr@10",
            "tail:hr@10", "tail:hr@20"]
@@ -98,7 +105,18 @@ def run_one(name, grid, topk, models=None):
     t0 = time.perf_counter()
     source = api.Data(interactions=DATA / f"{name}.txt", fmt="sequences").load()
     split = api.load_split(source, protocol="loo")
-    configs, owner = [], []
+    configs, owner, searches = [], [], {}
+    if grid == "default":
+        for label, preset in TUNE_DEFAULTS.items():
+            if models and label not in models:
+                continue
+            g = [{**d, "debias": SCORING["debias"]} for d in tune.default_grid(preset, True)
+                 if label != "SLIS" or d["alpha"] == [1.0]]
+            base = Config.from_preset(preset, topk=topk)
+            cs = tune.grid_configs(base, g)
+            searches[label] = (base, cs, tune.grid_names(g))
+            configs += cs
+            owner += [label] * len(cs)
     for label, (preset, knobs) in GRIDS[grid].items():
         if models and label not in models:
             continue
@@ -113,11 +131,23 @@ def run_one(name, grid, topk, models=None):
         t = time.perf_counter()
         res = score(B, split, recency=cfg.recency)
         scoring_s[cfg] = time.perf_counter() - t
-        return {"validation": flat(res["validation"]), "test": flat(res["test"])}
+        # "hr@10": what l3ae.tune.search selects on (validation)
+        return {"validation": flat(res["validation"]), "test": flat(res["test"]),
+                "hr@10": flat(res["validation"])["hr@10"]}
+
+    def progress(*a):
+        print(f"  {name}: {a[1]}/{a[2]} points", file=sys.stderr, flush=True)
 
     results = tune.sweep(configs, split.train, scorer, sequences=split.sequences["train"],
-                         progress=lambda *a: print(f"  {name}: {a[1]}/{a[2]} points",
-                                                   file=sys.stderr, flush=True))
+                         progress=progress)
+    for label, (base, cs, names) in searches.items():  # the widening rounds, model by model
+        first = [r for r, o in zip(results, owner) if o == label]
+        found = tune.search(base, cs, names, split.train, scorer, "hr@10", first=first,
+                            sequences=split.sequences["train"], progress=progress,
+                            note=lambda line, label=label: print(f"  {name} {label}: {line}",
+                                                    file=sys.stderr, flush=True))
+        results += found["results"][len(first):]
+        owner += [label] * (len(found["results"]) - len(first))
     # a point's build time is that of the point that solved its group (the unshared one)
     pop = np.asarray(split.train.sum(axis=0)).ravel()
     key = tune._factorization

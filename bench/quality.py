@@ -10,6 +10,7 @@ the test metrics of the chosen point are reported.
     python bench/quality.py                                  # everything (long)
     python bench/quality.py --datasets ml-100k --fractions 1 # quick
     python bench/quality.py --plot                           # also bench/results/quality.png
+    python bench/quality.py --tune-defaults --out bench/results/quality-tuned  # l3ae tune's grids
 
 Writes bench/results/quality.md (and .json) with the command that made it.
 """
@@ -57,14 +58,24 @@ MODELS = {
                                "reg_f": [10.0], "pull_power": [0.5]}),
 }
 SPARSE_MODELS = ["EASE", "EDLAE", "RDLAE", "text", "L3AE", "L3AE+adaptive"]
+# --tune-defaults: these labels take `l3ae tune`'s own grid (l3ae.tune.default_grid) and its
+# widening rounds; the variants without a preset of their own keep the grids above
+TUNE_DEFAULTS = {"EASE", "LAE", "EDLAE", "RLAE", "RDLAE", "text", "collective", "additive",
+                 "L3AE"}
 
 
-def configs_for(label, topk):
+def grid_for(label, defaults=False):
+    """(base Config without topk, grid) of a label: MODELS', or with ``defaults`` tune's."""
     preset, grid = MODELS[label]
-    base = Config.from_preset(preset, topk=topk)
+    base = Config.from_preset(preset)
     if label == "L3AE+adaptive":
         base = base.replace(pull="adaptive")
-    return tune.grid_configs(base, grid)
+    return base, (tune.default_grid(preset) if defaults and label in TUNE_DEFAULTS else grid)
+
+
+def configs_for(label, topk, defaults=False):
+    base, grid = grid_for(label, defaults)
+    return tune.grid_configs(base.replace(topk=topk), grid)
 
 
 def popularity_scores(split, ks):
@@ -99,16 +110,28 @@ def run(args):
             labels = [m for m in labels if not args.models or m in args.models]
             configs, owner = [], []
             for label in labels:
-                cs = configs_for(label, args.topk)
+                cs = configs_for(label, args.topk, args.tune_defaults)
                 configs += cs
                 owner += [label] * len(cs)
             ks = (20,)
 
             def scorer(B, cfg):
-                return score(B, split, ks, recency=cfg.recency)
+                res = score(B, split, ks, recency=cfg.recency)
+                # "recall@20": what l3ae.tune.search selects on (validation)
+                return {**res, "recall@20": res["validation"]["all"]["recall@20"]}
 
             t = time.perf_counter()
             res = tune.sweep(configs, split.train, scorer, E)
+            for label in labels if args.tune_defaults else []:  # widening, model by model
+                base, grid = grid_for(label, True)
+                cs = [c for c, o in zip(configs, owner) if o == label]
+                first = [r for r, o in zip(res, owner) if o == label]
+                found = tune.search(base.replace(topk=args.topk), cs, tune.grid_names(grid),
+                                    split.train, scorer, "recall@20", first=first, E=E,
+                                    note=lambda line, label=label: print(f"{ds} {label}: {line}",
+                                                            file=sys.stderr, flush=True))
+                res += found["results"][len(first):]
+                owner += [label] * (len(found["results"]) - len(first))
             secs = time.perf_counter() - t
             regime = f"train {value:g}" if kind == "frac" else f"cold {value:g}"
             for label in labels:
@@ -213,6 +236,9 @@ def main():
     ap.add_argument("--topk", type=lambda v: v if v == "auto" else int(v), default="auto",
                     help="as l3ae's --topk (default auto: 500, dense under 4,000 items)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--tune-defaults", action="store_true",
+                    help="tune each preset with `l3ae tune`'s default grid and its widening "
+                    "rounds (l3ae.tune.GRIDS) instead of the grids in this script")
     ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "results",
                                                   "quality"))
     ap.add_argument("--plot", action="store_true", help="write OUT.png (needs matplotlib)")

@@ -361,7 +361,7 @@ def hint(name, direction, at, new, tried):
 
 
 def search(base: Config, configs, names, train, score, metric, extend=True, note=None,
-           **sweep_kw):
+           first=None, **sweep_kw):
     """Sweep ``configs`` (the first round), then widen while the best point sits on an edge.
 
     Each later round takes the best point and moves each knob of ``names`` on whose edge it
@@ -369,7 +369,9 @@ def search(base: Config, configs, names, train, score, metric, extend=True, note
     share factorizations as any sweep), and stops when a round finds nothing better, nothing
     is on an edge, or after :data:`EXTEND_ROUNDS` rounds. ``extend=False`` runs the first
     round alone. note(line) : where each round and each remaining edge are told (stderr).
-    sweep_kw : E, progress, solver, sequences of :func:`sweep`.
+    first : the results of ``configs`` from a sweep already run (one over several models, which
+    shared their factorizations), taken as the first round. sweep_kw : E, progress, solver,
+    sequences of :func:`sweep`.
 
     Returns {"results" (every point, each with its "round"), "best", "rounds" [{"round",
     "points", "factorizations", "values" (knob -> the values new in that round), "best"}],
@@ -379,8 +381,9 @@ def search(base: Config, configs, names, train, score, metric, extend=True, note
     results, rounds, todo = [], [], list(configs)
     known = {}  # the best point's B: a later round that moves only recency or debias rescores it
     for r in range(1, 2 + (EXTEND_ROUNDS if extend else 0)):
-        res = sweep(todo, train, score, known=known, keep=metric if extend else None,
-                    **sweep_kw)
+        res = (first if r == 1 and first is not None else
+               sweep(todo, train, score, known=known, keep=metric if extend else None,
+                     **sweep_kw))
         for x in res:
             x["round"] = r
         before = searched([x["config"] for x in results], names)

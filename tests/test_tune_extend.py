@@ -18,7 +18,7 @@ from l3ae.engine.models import Config
 from l3ae.evaluation import random_split
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
-from chain import chain_sequences, write_sequences  # noqa: E402
+from chain import BEFORE, chain_sequences, write_sequences  # noqa: E402
 
 
 def run(*args):
@@ -148,6 +148,10 @@ def test_default_slist_tune_beats_tuned_ease_on_a_directed_chain(chain):
         assert run["grid"]["recency"][0] < 1  # both tuned with recency: order-aware scoring
     assert run["best"]["config"].alpha < 1  # slist's pick learns from the transitions
     assert hr["slist"] >= 1.12 * hr["ease"], hr
+    # the grid before issue 23 (λ {100, 400}, α {0.5, 1}) stopped short of it on validation
+    before = api.tune(data, Config.from_preset("slist"), BEFORE["slist"],
+                      regime={"protocol": "loo"}, extend=False, quiet=True)
+    assert before["best"]["metrics"]["hr@10"] < run["best"]["metrics"]["hr@10"]
 
 
 def test_cli_reports_rounds_and_records_every_searched_value(chain, tmp_path):

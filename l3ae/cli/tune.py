@@ -23,8 +23,9 @@ from l3ae.cli._options import (cluster_from, cluster_options, config_from, data_
               "more, while that improves; never past a knob's range "
               "(dropout < 1, alpha and xi in [0, 1], recency in (0, 1]), never topk. "
               "--no-extend: one round, and name the knob to widen.")
-@click.option("--random", "n_random", type=click.IntRange(min=0), default=0, help="Also try N random points "
-              "(log-uniform over the grid's knobs).")
+@click.option("--random", "n_random", type=click.IntRange(min=0), default=0,
+              help="Also try N random points (log-uniform over the grid's knobs; a random "
+              "best point is widened as any other, from the values tried).")
 @click.option("--metric", help="Validation metric to maximize: recall@K (random protocol) or "
               "hr@K (loo), or ndcg@K; prefix a group to select on it alone (tail:hr@10). "
               "Default: recall@20, or hr@10 with --protocol loo.")
@@ -71,7 +72,8 @@ def tune(grids, n_random, metric, out, json_out, quiet, extend, **kw):
             click.echo(f"skipped {r['config'].to_dict()}: {r['error']}", err=True)
     results = [r for r in run["results"] if r["metrics"] is not None]
     names = [n for n in ("reg_x", "reg_e", "reg_f", "dropout", "xi", "alpha", "pull_power",
-                         "recency", "debias", "topk", "prune", "budget")
+                         "window", "decay", "targets", "recency", "debias", "topk", "prune",
+                         "budget")
              if len({getattr(r["config"], n) for r in results}) > 1] or ["reg_x"]
     click.echo("  ".join(f"{n:>10}" for n in names)
                + f"  {metric:>10}  {'seconds':>8}  reused  round")
@@ -88,4 +90,4 @@ def tune(grids, n_random, metric, out, json_out, quiet, extend, **kw):
 
 
 def _cell(v):
-    return "-" if v is None else f"{v:.4g}"
+    return "-" if v is None else v if isinstance(v, str) else f"{v:.4g}"
