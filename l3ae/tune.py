@@ -9,6 +9,11 @@ Grids name Config fields (``reg_x``, ``reg_e``, ``reg_f``, ``dropout``, ``xi``, 
 ``pull_power``, ``recency``, ``debias``; slist's ``window``, ``decay``, ``targets``) or ``total``
 (= λ_X + λ_E: sets reg_x = total − reg_e), which is the parametrization that makes L3AE sweeps
 reuse P. Word-valued fields (``targets``, ``pull``, ``dtype``) take words.
+
+Past the edge (:func:`search`): when the best point holds the lowest or highest value tried of
+a numeric knob, a later round tries that knob one step further (:func:`widen`), the other knobs
+held at the best point, while the best improves (:data:`EXTEND_ROUNDS` rounds at most). A round
+that moves only recency or debias rescores the best point's B, kept from the round before.
 """
 
 from __future__ import annotations
