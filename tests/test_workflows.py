@@ -22,7 +22,7 @@ def test_model_files_store_int32_columns_and_read_back_exactly(tmp_path):
     rec.save(tmp_path / "m.h5")
     with h5py.File(tmp_path / "m.h5") as f:
         assert f["B/indices"].dtype == np.int32 and f["B/data"].compression is None
-        assert f.attrs["encoding-version"] == 3
+        assert f.attrs["encoding-version"] == 4
     back = Recommender.load(tmp_path / "m.h5")
     assert (back.B_ != rec.B_).nnz == 0 and np.array_equal(back.B_.indptr, rec.B_.indptr)
 
