@@ -85,7 +85,9 @@ def child_build(inter, vectors):
     t_read = time.perf_counter() - t
     cfg = Config.from_preset("l3ae", reg_x=REG_X, reg_e=REG_E, reg_f=REG_F, topk=TOPK)
     X, _ = api.full_matrix(source)
-    rec = api.Recommender(cfg).fit(X, E, item_ids=item_ids)
+    from l3ae.model import Recommender
+
+    rec = Recommender(cfg).fit(X, E, item_ids=item_ids)
     return {"d": int(E.shape[1]), "read": t_read, "load": t - t0, **rec.timings_}
 
 

@@ -1,5 +1,9 @@
 """Workflows behind the commands: each command parses its flags, calls one function here and
-reports. Inputs are read once per command; no math here (:mod:`l3ae.engine`)."""
+reports. Inputs are read once per command; no math here (:mod:`l3ae.engine`).
+
+The readers, the estimator, the splits and the tuner are imported by the workflows that use
+them: ``l3ae info`` reads a model file without loading numba's kernels or the solvers.
+"""
 
 from __future__ import annotations
 
@@ -7,21 +11,17 @@ import json
 import os
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
 
-from l3ae import tune as tuning
-from l3ae.evaluation import (Split, apply_regime, format_comparison,  # noqa: F401 (the CLI's)
-                             format_table, loo_split, random_split, score)
 from l3ae.engine.models import Config
 from l3ae.errors import ConfigError, DataFormatError
 from l3ae.io import datasets
 from l3ae.io.atomic import atomic_open
-from l3ae.io.readers import read_interactions
-from l3ae.model import Recommender
+from l3ae.io.interactions import to_csr
 
 
 @dataclass(frozen=True)
@@ -62,8 +62,43 @@ class Data:
         if self.dataset is not None:
             return datasets.load_interactions(
                 self.dataset, "default" if self.min_rating is None else self.min_rating)
+        from l3ae.io.readers import read_interactions
+
         return read_interactions(self.interactions, self.user_col, self.item_col,
                                  self.rating_col, self.min_rating, self.sep, self.fmt)
+
+    def catalog(self, source, cfg, cold=True, progress=True):
+        """The :class:`Catalog` of ``cfg`` (one Config or several, sharing one catalog) on
+        ``source``: for text-aware configs, as ``cfg.catalog`` says, with the embeddings
+        aligned to it; else the source's items. ``cold``: add the embeddings' items without
+        interactions (a build); evaluate and tune leave them out, as they are never a target.
+        """
+        from l3ae.io.readers import align, read_embeddings
+
+        configs = [c for c in ([cfg] if isinstance(cfg, Config) else cfg) if c.needs_text]
+        ids = [str(i) for i in source.item_ids]
+        if not configs:
+            return Catalog(ids)
+        kinds = {c.catalog for c in configs}
+        if len(kinds) > 1:
+            raise ConfigError(f"--catalog: one run takes one catalog, got {sorted(kinds)}")
+        kind = kinds.pop()
+        path = embeddings_file(source, self.embeddings, self.dataset, self.encoder, progress)
+        vids, V, meta = read_embeddings(path, id_col=self.embedding_id_col,
+                                        col=self.embedding_col)
+        vids = [str(i) for i in vids]
+        if kind == "embeddings":
+            have = set(vids)
+            ids = [i for i in ids if i in have]
+        E = align(path, vids, V, ids, meta)  # refuses interaction items without a vector
+        if cold and kind != "interactions":
+            known = set(map(str, source.item_ids))
+            # appended: the interactions' items keep their order (a build without cold items
+            # is today's model, column for column)
+            extra = [i for i in vids if i not in known]
+            E = np.concatenate([E, align(path, vids, V, extra, meta)]) if extra else E
+            ids += extra
+        return Catalog(ids, E, meta.get("encoder", ""), path)
 
     def vectors(self, source, cfg, progress=True):
         """(E (n, d) float32 aligned with source.item_ids, encoder metadata), or (None, "")
@@ -107,21 +142,85 @@ def load_embeddings(source, item_ids, embeddings=None, dataset=None, encoder=Non
     of a packaged dataset or a dataset folder are embedded once with the packaged encoder (or
     ``encoder``) and cached under $L3AE_HOME.
     """
-    from l3ae.io.dataset_dir import DatasetDir
     from l3ae.io.readers import load_aligned
 
-    if embeddings is None:
-        if isinstance(source, DatasetDir):
-            embeddings = dataset_dir_embeddings(source, encoder, progress=progress)
-        elif dataset is not None:
-            from l3ae.embed.pipeline import ensure_dataset_embeddings
-
-            embeddings = ensure_dataset_embeddings(dataset, encoder, progress=progress)
-        else:
-            raise ConfigError("this model needs item embeddings: pass --embeddings E.h5 "
-                              "(make one with `l3ae embed`)")
-    E, meta = load_aligned(embeddings, item_ids, embedding_id_col, embedding_col)
+    path = embeddings_file(source, embeddings, dataset, encoder, progress)
+    E, meta = load_aligned(path, item_ids, embedding_id_col, embedding_col)
     return E, meta.get("encoder", "")
+
+
+def embeddings_file(source, embeddings=None, dataset=None, encoder=None, progress=True):
+    """The embeddings file of a text-aware command: ``embeddings``, or the item texts of a
+    packaged dataset or a dataset folder embedded once (:func:`load_embeddings`)."""
+    from l3ae.io.dataset_dir import DatasetDir
+
+    if embeddings is not None:
+        return embeddings
+    if isinstance(source, DatasetDir):
+        return dataset_dir_embeddings(source, encoder, progress=progress)
+    if dataset is not None:
+        from l3ae.embed.pipeline import ensure_dataset_embeddings
+
+        return ensure_dataset_embeddings(dataset, encoder, progress=progress)
+    raise ConfigError("this model needs item embeddings: pass --embeddings E.h5 "
+                      "(make one with `l3ae embed`)")
+
+
+@dataclass(frozen=True)
+class Catalog:
+    """The items a command works on: ``item_ids`` (n,) str — the source's items it keeps, in
+    their order, then the cold ones (items of the embeddings without interactions) in the
+    embeddings' order; ``E`` (n, d) float32 aligned with them (None for text-free configs);
+    the embeddings' ``encoder`` metadata and ``path``."""
+
+    item_ids: list
+    E: np.ndarray | None = None
+    encoder: object = ""
+    path: object = None
+
+    def apply(self, source):
+        """(``source`` — Interactions or DatasetDir — over this catalog's items, the number of
+        its interactions on items left out). Items are matched by id; cold items get empty
+        columns. The source itself when the catalog is its own items."""
+        from l3ae.io.dataset_dir import DatasetDir
+
+        if self.item_ids == [str(i) for i in source.item_ids]:
+            return source, 0
+        if not isinstance(source, DatasetDir):
+            return _restrict(source, self.item_ids)
+        lost, split, inter = 0, source.split, source.interactions
+        if split is not None:
+            col, n = _columns(source.item_ids, self.item_ids), len(self.item_ids)
+            split = tuple(_restrict_matrix(M, col, n) for M in split)
+            lost = sum(M.nnz for M in source.split) - sum(M.nnz for M in split)
+        else:
+            inter, lost = _restrict(inter, self.item_ids)
+        # a cold item's text is in the embeddings already: only its vector is read
+        text = dict(zip(source.item_ids, source.texts))
+        return replace(source, item_ids=self.item_ids, split=split, interactions=inter,
+                       texts=[text.get(i, "") for i in self.item_ids]), lost
+
+
+def _columns(item_ids, catalog_ids):
+    """(len(item_ids),) int64: each item's column in the catalog, −1 where it is left out."""
+    pos = {i: k for k, i in enumerate(catalog_ids)}
+    return np.array([pos.get(str(i), -1) for i in item_ids], np.int64)
+
+
+def _restrict(inter, catalog_ids):
+    """(Interactions over catalog_ids, the number of events on other items, dropped)."""
+    col = _columns(inter.item_ids, catalog_ids)[inter.items]
+    keep = col >= 0
+    return (replace(inter, users=inter.users[keep], items=col[keep], item_ids=list(catalog_ids)),
+            int(len(keep) - keep.sum()))
+
+
+def _restrict_matrix(M, col, n):
+    """M (m, len(col)) binary CSR → (m, n), column j moved to col[j] (dropped where −1)."""
+    M = M.tocoo()
+    c = col[M.col]
+    keep = c >= 0
+    return to_csr(M.row[keep], c[keep], (M.shape[0], n), np.float32)
 
 
 def dataset_dir_embeddings(ds, encoder=None, progress=True):
@@ -168,10 +267,21 @@ def build(data: Data, cfg: Config, out, foldable=False, progress=None, quiet=Fal
     foldable : keep the state :func:`add_items` needs. Returns (Recommender, X's shape, nnz);
     the Recommender's ``timings_`` also hold "read" (inputs) and "write" (the model file).
     """
+    from l3ae.model import Recommender
+
     t = time.perf_counter()
     source = data.load()
+    catalog = data.catalog(source, cfg, progress=not quiet)
+    if data.embeddings and not cfg.needs_text:
+        warn(f"--embeddings {data.embeddings}: not used, model {cfg.model!r} uses no text "
+             "(its items are the interactions')")
+    left_out = len(set(map(str, source.item_ids)) - set(catalog.item_ids))
+    source, lost = catalog.apply(source)
     X, item_ids = full_matrix(source)
-    E, encoder = data.vectors(source, cfg, progress=not quiet)
+    if left_out:
+        warn(f"--catalog embeddings: {left_out} items of the interactions have no vector in "
+             f"{catalog.path}; their {lost} interactions are left out")
+    E, encoder = catalog.E, catalog.encoder
     read = time.perf_counter() - t
     out = Path(out)
     given_workdir, workdir = workdir, Path(workdir) if workdir else out.parent
@@ -201,6 +311,7 @@ def add_items(model_path, items_path, out, embeddings=None, id_col=None, sep=Non
     --foldable and write the result to ``out`` atomically; nothing is written on an error.
     Returns (the folded Recommender, the number of items added)."""
     from l3ae.io.readers import load_aligned, read_items
+    from l3ae.model import Recommender
 
     rec = Recommender.load(model_path, foldable=True)
     ids, _ = read_items(items_path, id_col, sep)
@@ -243,6 +354,7 @@ def add_items(model_path, items_path, out, embeddings=None, id_col=None, sep=Non
 def load_split(source, seed=0, train_fraction=1.0, cold_items=0.0, protocol="random"):
     """A Split of Interactions (per-user random 8:1:1, or leave-one-out of sequences) or of a
     DatasetDir (its own split if it ships one), under the regime asked for."""
+    from l3ae.evaluation import Split, apply_regime, loo_split, random_split
     from l3ae.io.dataset_dir import DatasetDir
 
     if protocol == "loo":
@@ -268,6 +380,9 @@ def evaluate_split(split: Split, cfg: Config, E=None, item_ids=None, ks=None, pr
     Returns {"validation": {group: {"recall@K" (loo: "hr@K"): …, "ndcg@K": …, "users": …}},
     "test": …, "timings": …, "config": …, "data": …}.
     """
+    from l3ae.evaluation import score
+    from l3ae.model import Recommender
+
     def fit(X, which):
         seqs = (split.sequences or {}).get(which)
         return Recommender(cfg).fit(X, E, item_ids=item_ids, progress=progress,
@@ -291,6 +406,17 @@ def evaluate_split(split: Split, cfg: Config, E=None, item_ids=None, ks=None, pr
     return out
 
 
+def catalog_source(data: Data, configs, quiet=False):
+    """(the source of ``data`` over the catalog of ``configs`` without its cold items, the
+    embeddings aligned with it or None) for evaluate and tune: a cold item is never a target,
+    and ranking it would only move the head/tail cut (ML-1M: the 350 titles no one rated ≥ 4
+    took 8e-6 of a --catalog both model's top-20 slots), so their splits are today's; only
+    --catalog embeddings changes them, leaving out the items without a vector."""
+    source = data.load()
+    catalog = data.catalog(source, configs, cold=False, progress=not quiet)
+    return catalog.apply(source)[0], catalog.E
+
+
 def evaluate(data: Data, cfg: Config, regime=None, baseline=None, refit=False, progress=None,
              quiet=False, json_out=None, cluster=None, tile=None):
     """Split ``data`` (``regime``: protocol, seed, train_fraction, cold_items of
@@ -298,12 +424,11 @@ def evaluate(data: Data, cfg: Config, regime=None, baseline=None, refit=False, p
     (:func:`evaluate_split`); ``baseline``: also a preset at its defaults (same topk, prune,
     budget and dtype), under ``result["baseline"]``. ``json_out``: also written there as JSON.
     cluster, tile : where the solve runs (:func:`solver_session`)."""
-    source = data.load()
-    split = load_split(source, **(regime or {}))
     bcfg = (Config.from_preset(baseline, topk=cfg.topk, dtype=cfg.dtype,
                                prune=cfg.prune if cfg.topk else None,
                                budget=cfg.budget if cfg.topk else None) if baseline else None)
-    E, _ = data.vectors(source, [cfg] + ([bcfg] if bcfg else []), progress=not quiet)
+    source, E = catalog_source(data, [cfg] + ([bcfg] if bcfg else []), quiet)
+    split = load_split(source, **(regime or {}))
     with solver_session(cluster, tile) as run:
         res = evaluate_split(split, cfg, E if cfg.needs_text else None,
                              item_ids=source.item_ids, progress=progress, refit=refit, **run)
@@ -326,17 +451,19 @@ def tune(data: Data, base: Config, grids=(), n_random=0, metric=None, regime=Non
     searched, its rounds, every point) to ``json_out`` (JSON, atomically). Returns
     :func:`l3ae.tune.search`'s dict (refused points keep metrics None and their "error") with
     "metric". cluster, tile : where the factorizations run (:func:`solver_session`)."""
-    source = data.load()
+    from l3ae import tune as tuning
+
     regime = regime or {}
-    split = load_split(source, **regime)
-    metric = tuning.check_metric(metric, split)
+    ordered = regime.get("protocol") == "loo"  # leave-one-out splits keep the order (ages)
     grid = (tuning.parse_grid(grids) if grids
-            else tuning.default_grid(base.model, ordered=split.ages is not None))
+            else tuning.default_grid(base.model, ordered=ordered))
     names = tuning.grid_names(grid)
     configs = tuning.grid_configs(base, grid)
     if n_random:
         configs += tuning.random_configs(base, names, n_random, regime.get("seed", 0))
-    E, _ = data.vectors(source, configs, progress=not quiet)
+    source, E = catalog_source(data, configs, quiet)
+    split = load_split(source, **regime)
+    metric = tuning.check_metric(metric, split)
     ks = (int(metric.split("@")[1]),)
     with solver_session(cluster, tile) as run:
         found = tuning.search(base, configs, names, split.train,
@@ -389,7 +516,8 @@ def embed(out, items=None, dataset=None, id_col=None, sep=None, template=None,
 
 
 def info(model_path):
-    """What a model file holds: size and composition, config, timings (a JSON-able dict)."""
+    """What a model file holds: size and composition (cold items: without interactions),
+    config (its catalog too), timings (a JSON-able dict)."""
     from l3ae.io.model_file import read_model
 
     d = read_model(model_path)
@@ -397,7 +525,8 @@ def info(model_path):
     per_row = np.diff(B.indptr) if sp.issparse(B) else np.full(n, n)
     nnz = int(per_row.sum())
     return {
-        "items": n, "weights": nnz, "storage": "csr" if sp.issparse(B) else "dense",
+        "items": n, "cold items": int(np.sum(d["popularity"] == 0)),
+        "weights": nnz, "storage": "csr" if sp.issparse(B) else "dense",
         "weights per item": {"min": int(per_row.min()) if n else 0,
                              "median": float(np.median(per_row)) if n else 0.0,
                              "max": int(per_row.max()) if n else 0},

@@ -25,6 +25,22 @@ def dense_ease(X, lam):
     return np.eye(n) - P / np.diag(P)
 
 
+def dense_l3ae(X, E, reg_x, reg_e, reg_f):
+    """L3AE's B (diag(B) = 0) in dense float64: C from the direct n×n form of phase 1
+    (Q = (EEᵀ + λ_F I)⁻¹, C = −Q Dg(1/diag Q), zero diagonal), then
+    B = P(G + λ_E C) − P Dg(μ) with P = (G + (λ_X + λ_E) I)⁻¹ and μ making diag(B) = 0."""
+    Xd = X.toarray()
+    n = Xd.shape[1]
+    E = np.asarray(E, np.float64)
+    Q = np.linalg.inv(E @ E.T + reg_f * np.eye(n))
+    C = -Q / np.diag(Q)[None, :]
+    np.fill_diagonal(C, 0)
+    G = Xd.T @ Xd
+    P = np.linalg.inv(G + (reg_x + reg_e) * np.eye(n))
+    B0 = P @ (G + reg_e * C)
+    return B0 - P * (np.diag(B0) / np.diag(P))[None, :]
+
+
 def write_sequences(path, seqs, user="", item=""):
     """A sequence file: line u is ``{user}u {item}i …`` for seqs[u] (a list of items)."""
     path.write_text("".join(f"{user}{u} " + " ".join(f"{item}{i}" for i in s) + "\n"

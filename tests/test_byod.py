@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 from click.testing import CliRunner
-from conftest import dense_ease, random_problem, write_ratings
+from conftest import dense_ease, dense_l3ae, random_problem, write_ratings
 
 from l3ae.cli import cli
 from l3ae.errors import ConfigError, DataFormatError
@@ -467,22 +467,6 @@ def test_the_two_kinds_of_vectors_never_mix(tmp_path):
 
 
 # ------------------------------------------------------------------------------ wide vectors
-def dense_l3ae(X, E, reg_x, reg_e, reg_f):
-    """L3AE's B (diag(B) = 0) in dense float64: C from the direct n×n form of phase 1
-    (Q = (EEᵀ + λ_F I)⁻¹, C = −Q Dg(1/diag Q), zero diagonal), then
-    B = P(G + λ_E C) − P Dg(μ) with P = (G + (λ_X + λ_E) I)⁻¹ and μ making diag(B) = 0."""
-    Xd = X.toarray()
-    n = Xd.shape[1]
-    E = np.asarray(E, np.float64)
-    Q = np.linalg.inv(E @ E.T + reg_f * np.eye(n))
-    C = -Q / np.diag(Q)[None, :]
-    np.fill_diagonal(C, 0)
-    G = Xd.T @ Xd
-    P = np.linalg.inv(G + (reg_x + reg_e) * np.eye(n))
-    B0 = P @ (G + reg_e * C)
-    return B0 - P * (np.diag(B0) / np.diag(P))[None, :]
-
-
 @pytest.mark.parametrize("n,d", [(40, 4096), (300, 1024)])
 def test_wide_vectors_match_the_dense_float64_reference(n, d):
     X, _ = random_problem(m=200, n=n, d=2, seed=3)

@@ -7,14 +7,15 @@ import numpy as np
 import pytest
 from conftest import random_problem
 
+from l3ae import api
 from l3ae.engine.models import KNOBS, PRESETS, Config, fit_weights
-from l3ae.errors import ConfigError
+from l3ae.errors import ConfigError, DataFormatError
 from l3ae.io.model_file import read_model
 from l3ae.model import Recommender
 
 PROBES = {"reg_x": 7.0, "dropout": 0.45, "xi": 0.01, "reg_e": 5.0, "alpha": 0.3,
           "pull": "adaptive", "pull_power": 0.9, "reg_f": 0.4, "prune": "row", "budget": 0.9,
-          "window": 2, "decay": 0.8, "targets": "following"}
+          "window": 2, "decay": 0.8, "targets": "following", "catalog": "embeddings"}
 
 
 @pytest.fixture(scope="module")
@@ -35,9 +36,29 @@ def shifted(cfg, knob):
     return v
 
 
+@pytest.fixture(scope="module")
+def catalog_files(tmp_path_factory):
+    """Interactions on i0..i9 and vectors of i2..i11: "both" refuses the items without a
+    vector, "embeddings" leaves them out, "interactions" is i0..i9 (the presets' own)."""
+    tmp = tmp_path_factory.mktemp("catalog")
+    (tmp / "r.csv").write_text("user_id,item_id\n" + "".join(f"u{u},i{(u + k) % 10}\n"
+                                                             for u in range(10) for k in range(3)))
+    ids = [f"i{i}" for i in range(2, 12)]
+    np.savez(tmp / "v.npz", ids=np.array(ids), embeddings=np.eye(10, 4, dtype=np.float32) + 1)
+    return api.Data(interactions=str(tmp / "r.csv"), embeddings=str(tmp / "v.npz"))
+
+
+def catalog_items(data, cfg):
+    """The item ids of ``cfg``'s catalog on ``data``, or the error that refuses it."""
+    try:
+        return data.catalog(data.load(), cfg).item_ids
+    except DataFormatError as exc:
+        return str(exc)
+
+
 @pytest.mark.parametrize("preset", list(PRESETS))
 @pytest.mark.parametrize("knob", list(KNOBS))
-def test_every_knob_is_honoured_or_refused(data, preset, knob):
+def test_every_knob_is_honoured_or_refused(data, catalog_files, preset, knob):
     X, E, seqs = data
     # a positive λ_X keeps a = Λ + λ_E·w > 0 under every probe (the adaptive pull lowers w)
     kw = dict(topk=0, dtype="float64", **({} if preset == "text" else {"reg_x": 50.0}))
@@ -50,6 +71,9 @@ def test_every_knob_is_honoured_or_refused(data, preset, knob):
         assert not KNOBS[knob][1](base.replace(**{knob: value}).resolve(strict=()))
         return
     assert getattr(cfg, knob) == value  # recorded as given
+    if knob == "catalog":  # it chooses the items of the data a build reads, not B on them
+        assert catalog_items(catalog_files, base) != catalog_items(catalog_files, cfg)
+        return
     B0 = fit_weights(base, X, E, sequences=seqs).B
     B1 = fit_weights(cfg, X, E, sequences=seqs).B
     assert np.abs(B1 - B0).max() > 1e-6 * np.abs(B0).max(), f"{knob} left B unchanged"

@@ -117,3 +117,31 @@ def test_the_command_line_parses_without_numba_h5py_or_the_optional_extras():
             f"print([m for m in {heavy!r} if m in sys.modules])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_info_loads_no_numba_and_recommend_no_optional_extra_nor_encoder(tmp_path):
+    import subprocess
+    import sys
+
+    from conftest import random_problem, write_ratings
+
+    from l3ae.engine.models import Config
+    from l3ae.model import Recommender
+
+    X, _ = random_problem(m=60, n=20)
+    Recommender(Config.from_preset("ease", reg_x=10.0)).fit(
+        X, item_ids=[f"i{k}" for k in range(20)]).save(tmp_path / "m.h5")
+    write_ratings(tmp_path / "r.csv", users=30, items=20, per_user=4)
+    extras = ["dask", "distributed", "pyarrow", "onnxruntime", "tokenizers", "onnx"]
+    for argv, heavy in ((["info", "m.h5"], ["numba", "l3ae.engine.solve", *extras]),
+                        (["recommend", "m.h5", "--interactions", "r.csv", "--all", "--out",
+                          "top.csv"], extras)):
+        code = ("import sys, l3ae.cli\n"
+                f"try:\n    l3ae.cli.cli.main({argv!r}, prog_name='l3ae')\n"
+                "except SystemExit as e:\n    assert not e.code, e.code\n"
+                f"print([m for m in {heavy!r} if m in sys.modules], file=sys.stderr)")
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                             cwd=tmp_path)
+        assert out.returncode == 0, out.stderr
+        assert out.stderr.strip().splitlines()[-1] == "[]", (argv, out.stderr)
+    assert (tmp_path / "top.csv").read_text().startswith("user_id,item_id,rank")

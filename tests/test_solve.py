@@ -6,7 +6,8 @@ import scipy.sparse as sp
 from conftest import random_problem
 from scipy.optimize import lsq_linear
 
-from l3ae.engine import gram, semantic_correlation, solve_weights
+from l3ae.engine import semantic_correlation, solve_weights
+from l3ae.engine.gram import gram
 from l3ae.engine.models import Config, fit_weights, pull_weights
 from l3ae.errors import ConfigError
 

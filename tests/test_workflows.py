@@ -22,7 +22,7 @@ def test_model_files_store_int32_columns_and_read_back_exactly(tmp_path):
     rec.save(tmp_path / "m.h5")
     with h5py.File(tmp_path / "m.h5") as f:
         assert f["B/indices"].dtype == np.int32 and f["B/data"].compression is None
-        assert f.attrs["encoding-version"] == 3
+        assert f.attrs["encoding-version"] == 4
     back = Recommender.load(tmp_path / "m.h5")
     assert (back.B_ != rec.B_).nnz == 0 and np.array_equal(back.B_.indptr, rec.B_.indptr)
 
@@ -45,8 +45,8 @@ def test_baseline_keeps_the_models_size_and_tune_json_keeps_refused_points(tmp_p
     base = res["baseline"]["config"]
     assert base["budget"] == 0.5 and base["topk"] == 5 and base["prune"] == "row"
     run = api.tune(data, Config.from_preset("l3ae", reg_e=0.0, reg_x=5.0),
-                   grids=["reg_x=-50,10"], json_out=tmp_path / "pts.json")
-    pts = json.loads((tmp_path / "pts.json").read_text())
+                   grids=["reg_x=-50,10"], json_out=tmp_path / "pts.json", extend=False)
+    pts = json.loads((tmp_path / "pts.json").read_text())["points"]
     assert len(pts) == 2 == len(run["results"])
     refused = [p for p in pts if p["metrics"] is None]
     assert len(refused) == 1 and "total ridge" in refused[0]["error"]

@@ -6,7 +6,7 @@ from dataclasses import fields
 
 import click
 
-from l3ae.engine.models import KNOBS, LEGACY_DEFAULTS, PRESETS, Config
+from l3ae.engine.models import CATALOGS, KNOBS, LEGACY_DEFAULTS, PRESETS, Config
 from l3ae.errors import ConfigError, DataFormatError
 from l3ae.io.config_file import read_config
 from l3ae.io.datasets import DATASETS
@@ -97,6 +97,11 @@ def model_options(f):
         click.option("--budget", type=float, help="With --prune row, how --topk is shared out: "
                      "item i keeps about topk·n·(1+c_i)^budget/Σ(1+c)^budget weights (c: train "
                      "counts). Default 0: topk each."),
+        click.option("--catalog", type=click.Choice(CATALOGS), help="The items of a "
+                     "text-aware model: both (default) the interactions' and the embeddings' "
+                     "(items without interactions are recommended from their text alone), "
+                     "embeddings (those with a vector; interactions on others are left out) "
+                     "or interactions. Evaluate and tune rank only items with interactions."),
         click.option("--dtype", type=click.Choice(["float32", "float64"])),
         click.option("--recency", type=float, help="Scoring: a history item of age t (0 = the "
                      "latest) weighs recency^t; needs ordered histories (--format sequences). "

@@ -53,6 +53,9 @@ def build(out, max_memory, workdir, resume, foldable, quiet, **kw):
       l3ae build --interactions ratings.csv --min-rating 4 --embeddings emb.h5 \\
                  --model l3ae --reg-x -100 --reg-e 150 --topk 200 --out model.h5
       l3ae build --interactions ratings.csv --model ease --reg-x 300 --out ease.h5
+    Every item of emb.h5, those without interactions too (the default of text-aware models;
+    --catalog interactions keeps only the interactions' items):
+      l3ae build --interactions ratings.csv --embeddings emb.h5 --catalog both --out model.h5
     Ready for new items later (`l3ae add-items`), without a rebuild:
       l3ae build --interactions ratings.csv --embeddings emb.h5 --foldable --out model.h5
     A catalog too large for memory (interrupted? rerun the same line with --resume):
@@ -72,6 +75,10 @@ def build(out, max_memory, workdir, resume, foldable, quiet, **kw):
     t = rec.timings_
     weights = (f"{rec.B_.nnz} weights" if hasattr(rec.B_, "nnz") else
                f"dense B{', --topk auto under 4,000 items' if cfg.topk == 'auto' else ''}")
-    click.echo(f"{cfg.model}: {n} items, {m} users, {nnz} interactions -> {out} ({weights}"
+    cold = int((rec.popularity_ == 0).sum())
+    items = (f"{n} items ({cold} cold: no interactions)"
+             if rec.config_.needs_text else
+             f"{n} items ({cold} without interactions: zero weights)" if cold else f"{n} items")
+    click.echo(f"{cfg.model}: {items}, {m} users, {nnz} interactions -> {out} ({weights}"
                f") in {t['total']:.1f} s ("
                + ", ".join(f"{k} {v:.2f}" for k, v in t.items() if k != "total") + ")", err=True)

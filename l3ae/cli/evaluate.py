@@ -40,6 +40,7 @@ def evaluate(baseline, refit, json_out, quiet, **kw):
       l3ae evaluate --interactions Beauty.txt --format sequences --protocol loo --model ease
     """
     from l3ae import api
+    from l3ae.evaluation import format_comparison, format_table
 
     data, cfg = data_from(kw), config_from(kw)
     res = api.evaluate(data, cfg, regime_from(kw), **cluster_from(kw), baseline=baseline,
@@ -49,7 +50,7 @@ def evaluate(baseline, refit, json_out, quiet, **kw):
     click.echo(f"{cfg.model} on {data.name}: {d['users']} users, {d['items']} items, "
                f"{d['train']}/{d['validation']}/{d['test']} train/validation/test; build "
                f"{res['timings']['total']:.1f} s", err=True)
-    click.echo(api.format_table(res))
+    click.echo(format_table(res))
     if baseline:
         metrics = ("hr@10", "ndcg@10") if d["protocol"] == "loo" else ("recall@20", "ndcg@20")
-        click.echo(api.format_comparison(res, cfg.model, baseline, metrics))
+        click.echo(format_comparison(res, cfg.model, baseline, metrics))

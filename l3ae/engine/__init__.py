@@ -1,6 +1,7 @@
 """The math of l3ae, as pure functions named after the paper and DESIGN §2.
 
-- :func:`gram`                    G = XᵀX from sparse X (numba).
+- :func:`l3ae.engine.gram.gram`   G = XᵀX from sparse X (numba; not a name of this package,
+                                  whose ``gram`` is that module).
 - :func:`semantic_factors`        phase 1 via Woodbury: K, s, δ such that C = S·Dg(1/δ) − Dg(s/δ).
 - :func:`semantic_correlation`    phase 1 as a dense C (small n, tests, text-only rows).
 - :func:`solve_weights`           phase 2: the generalized closed form for B, one n×n buffer.
@@ -17,7 +18,7 @@ presets and knobs) for ``--help`` without compiling numba's kernels.
 
 import importlib
 
-_HOME = {"gram": "gram", "prune_topk": "prune", "topn": "score",
+_HOME = {"prune_topk": "prune", "topn": "score",
          "semantic_correlation": "semantic", "semantic_factors": "semantic",
          "solve_weights": "solve"}
 __all__ = list(_HOME)

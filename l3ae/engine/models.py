@@ -63,6 +63,7 @@ KNOBS = {
     "pull_power": ("the exponent of the adaptive pull",
                    lambda c: c.reg_e != 0 and c.pull == "adaptive"),
     "reg_f": ("the ridge λ_F of phase 1 (the semantic C)", lambda c: c.uses_c),
+    "catalog": ("a catalog taken from the embeddings' items", lambda c: c.needs_text),
     "prune": ("how the --topk·n weights are chosen", lambda c: c.topk != 0),
     "budget": ("how --topk is shared out among the rows",
                lambda c: c.topk != 0 and c.prune == "row"),
@@ -73,13 +74,16 @@ KNOBS = {
 # the value of a knob that does not enter, and the default of one that enters unset
 NEUTRAL = {"reg_x": 0.0, "dropout": 0.0, "xi": 0.0, "reg_e": 0.0, "alpha": 0.0,
            "pull": "uniform", "pull_power": None, "reg_f": None, "prune": "global", "budget": 0.0,
-           "window": 0, "decay": 1.0, "targets": "next"}
+           "window": 0, "decay": 1.0, "targets": "next", "catalog": "interactions"}
 PRUNE = ("global", "row")  # how a pruned B's weights are chosen (l3ae.engine.prune)
 AUTO_TOPK = 500  # the weights a row keeps under --topk auto (n >= 4,000 items)
-UNSET = {"reg_f": 1.0, "pull_power": 0.5}
+UNSET = {"reg_f": 1.0, "pull_power": 0.5, "catalog": "both"}
 # config files of l3ae 0.1 recorded these defaults for knobs that did not enter the model:
 # reset where they do not enter, instead of refused (any other value of such a knob is)
-LEGACY_DEFAULTS = UNSET
+LEGACY_DEFAULTS = {"reg_f": 1.0, "pull_power": 0.5}
+# the items of a build from files (l3ae.api.Catalog): the interactions' items, the embeddings'
+# items (interactions on other items dropped), or both (the embeddings' other items are cold)
+CATALOGS = ("interactions", "embeddings", "both")
 
 
 @dataclass(frozen=True)
@@ -108,6 +112,10 @@ class Config:
     window: int = 0
     decay: float = 1.0
     targets: str = "next"
+    # the items a build from files holds (CATALOGS; unset: "both" where text enters, else the
+    # interactions'): a text-aware model recommends items without interactions from their
+    # text alone (DESIGN §2, Scoring). Recommender.fit takes X's columns as the catalog given.
+    catalog: str | None = None
     dtype: str = "float32"
     # scoring: a history item of age t (0 = the most recent) weighs recency**t; ordered
     # histories only (sequence files), 1 = every item alike
@@ -169,6 +177,7 @@ class Config:
             values["prune"] = "row"  # files before the global selection pruned each row
         if "budget" not in values and values.get("model") != "l3ae":
             values["reg_e"] = 0.0  # l3ae 0.1 recorded reg_e for every preset, used it for l3ae
+        values.setdefault("catalog", "interactions")  # files before the knob: no cold items
         return cls(**values).resolve(strict=())
 
     def resolve(self, strict=None):
@@ -182,7 +191,7 @@ class Config:
                 if value is None:
                     cfg = replace(cfg, **{name: UNSET[name]})
             elif value != NEUTRAL[name]:
-                if strict is None or name in strict:
+                if value is not None and (strict is None or name in strict):  # None: unset
                     raise ConfigError(f"--{name.replace('_', '-')} {value}: {what} does not "
                                       f"enter {cfg.describe(name)}; drop it{_hint(cfg, name)}")
                 cfg = replace(cfg, **{name: NEUTRAL[name]})
@@ -213,6 +222,9 @@ class Config:
             raise ConfigError(f"recency must be in (0, 1], got {self.recency}")
         if not self.debias >= 0:
             raise ConfigError(f"debias must be >= 0, got {self.debias}")
+        if self.catalog is not None and self.catalog not in CATALOGS:
+            raise ConfigError(f"catalog must be one of {', '.join(CATALOGS)}, got "
+                              f"{self.catalog!r}")
         if self.prune not in PRUNE:
             raise ConfigError(f"prune must be one of {', '.join(PRUNE)}, got {self.prune!r}")
         if not 0 <= self.budget <= 4:
@@ -269,6 +281,9 @@ class Config:
             return f"model {self.model!r} with alpha 1 (SLIS: no transitions)"
         if knob in ("prune", "budget") and self.topk == 0:
             return "a dense B (--topk 0)"
+        if knob == "catalog":
+            return (f"model {self.model!r}, which uses no text (an item without interactions "
+                    "gets zero weights)")
         if knob == "budget" and self.prune != "row":
             return f"the {self.prune} selection (--prune {self.prune})"
         return f"model {self.model!r}"
@@ -287,6 +302,9 @@ def _hint(cfg, name):
         return " (or give --reg-e, the pull towards C)"
     if name == "alpha":
         return " (or use --model collective, additive or slist)"
+    if name == "catalog":
+        return (" (or give --alpha above 0)" if cfg.form in ("collective", "additive")
+                else " (or give --reg-e, the pull towards C)")
     if name in ("window", "decay", "targets"):
         return " (or give --alpha below 1)" if cfg.form == "slist" else " (or use --model slist)"
     if name in ("prune", "budget") and cfg.topk == 0:

@@ -1,6 +1,6 @@
 """model.h5: the built item–item model, versioned like anndata's elements.
 
-Root attrs: ``encoding-type = "l3ae-model"``, ``encoding-version`` (3; 1 and 2 are read too), ``l3ae-version``, ``config``
+Root attrs: ``encoding-type = "l3ae-model"``, ``encoding-version`` (4; 1 to 3 are read too), ``l3ae-version``, ``config``
 (JSON of every hyperparameter), ``timings`` (JSON), ``input-sha256`` (of the training matrix and
 item ids), ``encoder`` (JSON or "").
 Datasets: ``item_ids`` (UTF-8), ``popularity`` (n,) int64 train counts, ``diag`` (n,) diag(B).
@@ -27,8 +27,10 @@ from l3ae.io.atomic import atomic_path
 
 # version 2: the config records ``budget`` (per-row budgets); version 1 files read as equal
 # budgets. Version 3: it records ``prune`` (global or per-row selection); files before read as
-# "row". An older l3ae refuses a newer file with its "upgrade l3ae" message.
-FORMAT, VERSION = "l3ae-model", 3
+# "row". Version 4: it records ``catalog`` (a text-aware model may hold items without
+# interactions); files before read as "interactions". An older l3ae refuses a newer file with
+# its "upgrade l3ae" message (its Config would not know the new key).
+FORMAT, VERSION = "l3ae-model", 4
 FOLD_FORMAT, FOLD_VERSION, FOLD_ARRAYS = "l3ae-fold-state", 1, ("E", "pwe", "ete", "s")
 
 
