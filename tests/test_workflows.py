@@ -45,8 +45,8 @@ def test_baseline_keeps_the_models_size_and_tune_json_keeps_refused_points(tmp_p
     base = res["baseline"]["config"]
     assert base["budget"] == 0.5 and base["topk"] == 5 and base["prune"] == "row"
     run = api.tune(data, Config.from_preset("l3ae", reg_e=0.0, reg_x=5.0),
-                   grids=["reg_x=-50,10"], json_out=tmp_path / "pts.json")
-    pts = json.loads((tmp_path / "pts.json").read_text())
+                   grids=["reg_x=-50,10"], json_out=tmp_path / "pts.json", extend=False)
+    pts = json.loads((tmp_path / "pts.json").read_text())["points"]
     assert len(pts) == 2 == len(run["results"])
     refused = [p for p in pts if p["metrics"] is None]
     assert len(refused) == 1 and "total ridge" in refused[0]["error"]
