@@ -273,7 +273,8 @@ def test_evaluate_and_tune_on_the_cluster_equal_one_machine(tmp_path, ratings):
     for g in e0["test"]:
         for k, v in e0["test"][g].items():
             assert e1["test"][g][k] == pytest.approx(v, abs=1e-6), (g, k)
-    for a, b in zip(t0, t1):
+    assert len(t0["points"]) == len(t1["points"]) and t0["grid"] == t1["grid"]
+    for a, b in zip(t0["points"], t1["points"]):
         for k, v in a["metrics"].items():
             assert b["metrics"][k] == pytest.approx(v, abs=1e-6), k
 

@@ -2,8 +2,8 @@
 the grid), the grid recorded, --no-extend's hint, and the default slist tune on a directed chain
 (bench/chain.py's catalog) against tuned EASE."""
 
+import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -17,8 +17,13 @@ from l3ae.cli import cli
 from l3ae.engine.models import Config
 from l3ae.evaluation import random_split
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
-from chain import BEFORE, chain_sequences, write_sequences  # noqa: E402
+# bench/chain.py loaded by path: bench/ on sys.path would shadow packages (its distributed.py)
+_spec = importlib.util.spec_from_file_location(
+    "bench_chain", Path(__file__).resolve().parents[1] / "bench" / "chain.py")
+chain_bench = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(chain_bench)
+BEFORE, chain_sequences, write_sequences = (chain_bench.BEFORE, chain_bench.chain_sequences,
+                                            chain_bench.write_sequences)
 
 
 def run(*args):
