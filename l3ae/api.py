@@ -258,6 +258,11 @@ def build(data: Data, cfg: Config, out, foldable=False, progress=None, quiet=Fal
           workdir=None, warn=print, cluster=None, tile=None, **solver):
     """Fit ``cfg`` on every interaction of ``data`` and write the model to ``out`` (atomically).
 
+    The model's items are ``cfg.catalog``'s (:meth:`Data.catalog`): a text-aware build adds the
+    embeddings' items without interactions (cold: empty columns of X). Said on ``warn``: the
+    items (and their interactions) that --catalog embeddings leaves out, and --embeddings given
+    to a text-free model, which does not read them.
+
     workdir : folder of an out-of-core build's tile file ``<out>.tiles.h5`` (default: out's
     folder); kept, and said on ``warn``, when the build is interrupted, for ``resume=True``.
     solver : run-time options of :func:`l3ae.engine.solve.solve_weights` (max_memory, resume).
