@@ -92,8 +92,9 @@ class Data:
         if cold and kind != "interactions":
             known = set(map(str, source.item_ids))
             # appended: the interactions' items keep their order (a build without cold items
-            # is today's model, column for column)
-            extra = [i for i in vids if i not in known]
+            # is today's model, column for column); sorted by id, so that the model does not
+            # depend on the order of the embeddings' rows
+            extra = sorted(i for i in vids if i not in known)
             E = np.concatenate([E, align(path, vids, V, extra, meta)]) if extra else E
             ids += extra
         return Catalog(ids, E, meta.get("encoder", ""), path)
@@ -167,8 +168,8 @@ def embeddings_file(source, embeddings=None, dataset=None, encoder=None, progres
 @dataclass(frozen=True)
 class Catalog:
     """The items a command works on: ``item_ids`` (n,) str — the source's items it keeps, in
-    their order, then the cold ones (items of the embeddings without interactions) in the
-    embeddings' order; ``E`` (n, d) float32 aligned with them (None for text-free configs);
+    their order, then the cold ones (items of the embeddings without interactions) sorted
+    by id; ``E`` (n, d) float32 aligned with them (None for text-free configs);
     the embeddings' ``encoder`` metadata and ``path``."""
 
     item_ids: list
