@@ -94,8 +94,9 @@ class Data:
         if cold and kind != "interactions":
             known = set(map(str, source.item_ids))
             # appended: the interactions' items keep their order (a build without cold items
-            # is today's model, column for column)
-            extra = [i for i in vids if i not in known]
+            # is today's model, column for column); sorted by id, so that the model does not
+            # depend on the order of the embeddings' rows
+            extra = sorted(i for i in vids if i not in known)
             E = np.concatenate([E, align(path, vids, V, extra, meta)]) if extra else E
             ids += extra
         return Catalog(ids, E, meta.get("encoder", ""), path)
@@ -169,8 +170,8 @@ def embeddings_file(source, embeddings=None, dataset=None, encoder=None, progres
 @dataclass(frozen=True)
 class Catalog:
     """The items a command works on: ``item_ids`` (n,) str — the source's items it keeps, in
-    their order, then the cold ones (items of the embeddings without interactions) in the
-    embeddings' order; ``E`` (n, d) float32 aligned with them (None for text-free configs);
+    their order, then the cold ones (items of the embeddings without interactions) sorted
+    by id; ``E`` (n, d) float32 aligned with them (None for text-free configs);
     the embeddings' ``encoder`` metadata and ``path``."""
 
     item_ids: list
@@ -259,6 +260,11 @@ def solver_session(cluster=None, tile=None, **single):
 def build(data: Data, cfg: Config, out, foldable=False, progress=None, quiet=False,
           workdir=None, warn=print, cluster=None, tile=None, **solver):
     """Fit ``cfg`` on every interaction of ``data`` and write the model to ``out`` (atomically).
+
+    The model's items are ``cfg.catalog``'s (:meth:`Data.catalog`): a text-aware build adds the
+    embeddings' items without interactions (cold: empty columns of X). Said on ``warn``: the
+    items (and their interactions) that --catalog embeddings leaves out, and --embeddings given
+    to a text-free model, which does not read them.
 
     workdir : folder of an out-of-core build's tile file ``<out>.tiles.h5`` (default: out's
     folder); kept, and said on ``warn``, when the build is interrupted, for ``resume=True``.

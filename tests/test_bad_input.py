@@ -18,6 +18,7 @@ from click.testing import CliRunner
 from l3ae import __version__
 from l3ae.cli import cli
 from l3ae.io.embeddings import text_hash, write_embeddings
+from l3ae.io.model_file import VERSION as MODEL_VERSION
 from l3ae.model import Recommender
 
 N_USERS, N_ITEMS, DIM = 40, 12, 4
@@ -198,15 +199,18 @@ CASES = [
      L3AE + ["{tmp}/bad.h5"], "{tmp}/bad.h5: embeddings format version 2 is not readable by "
      "this l3ae (reads 1); upgrade l3ae"),
     # -- model files
-    ("model-newer-version", {"bad.h5": with_attrs("m.h5", encoding_version=4)},
-     REC + ["{tmp}/bad.h5"], f"{{tmp}}/bad.h5: model format version 4 is not readable by this "
-     f"l3ae ({__version__} reads version 1 to 3); upgrade l3ae or rebuild the model"),
+    ("model-newer-version", {"bad.h5": with_attrs("m.h5", encoding_version=MODEL_VERSION + 1)},
+     REC + ["{tmp}/bad.h5"], f"{{tmp}}/bad.h5: model format version {MODEL_VERSION + 1} is not "
+     f"readable by this l3ae ({__version__} reads version 1 to {MODEL_VERSION}); upgrade l3ae "
+     "or rebuild the model"),
     ("model-older-version", {"bad.h5": with_attrs("m.h5", encoding_version=0)},
      REC + ["{tmp}/bad.h5"], f"{{tmp}}/bad.h5: model format version 0 is not readable by this "
-     f"l3ae ({__version__} reads version 1 to 3); rebuild the model with `l3ae build`"),
+     f"l3ae ({__version__} reads version 1 to {MODEL_VERSION}); rebuild the model with "
+     "`l3ae build`"),
     ("model-version-not-a-number", {"bad.h5": with_attrs("m.h5", encoding_version="1.0rc")},
      ["info", "{tmp}/bad.h5"], f"{{tmp}}/bad.h5: model format version 1.0rc is not readable by "
-     f"this l3ae ({__version__} reads version 1 to 3); rebuild the model with `l3ae build`"),
+     f"this l3ae ({__version__} reads version 1 to {MODEL_VERSION}); rebuild the model with "
+     "`l3ae build`"),
     ("model-given-embeddings", {}, REC + ["{tmp}/e.h5"],
      "{tmp}/e.h5: not an l3ae model (encoding-type 'l3ae-embeddings')"),
     ("model-of-another-catalog", {"bad.h5": other_catalog}, REC + ["{tmp}/bad.h5"],

@@ -160,6 +160,13 @@ def test_integer_ids_are_read_as_their_decimal_text(tmp_path):
         np.testing.assert_array_equal(got, E)
 
 
+def reference(tmp_path, ids, E):
+    """ref.h5: the vectors in l3ae's layout, rows sorted by id (the ids no interaction names
+    are cold items of an l3ae build: the same B whatever the rows' order)."""
+    order = np.argsort(ids)
+    write_l3ae(tmp_path / "ref.h5", [ids[k] for k in order], E[order])
+
+
 def build_b(tmp_path, emb, *extra, name="m.h5"):
     ratings = tmp_path / "r.csv"
     if not ratings.exists():
@@ -176,10 +183,9 @@ def build_b(tmp_path, emb, *extra, name="m.h5"):
 
 @pytest.mark.parametrize("name", [n for n in LAYOUTS if n != "l3ae.h5"])
 def test_each_layout_builds_the_b_of_the_l3ae_file(tmp_path, name):
-    E = vectors()
-    write_l3ae(tmp_path / "ref.h5", IDS, E)
+    ids, Es = shuffled(IDS, vectors())
+    reference(tmp_path, ids, Es)
     _, ref = build_b(tmp_path, tmp_path / "ref.h5", name="ref-model.h5")
-    ids, Es = shuffled(IDS, E)
     LAYOUTS[name](tmp_path / name, ids, Es)
     rec, B = build_b(tmp_path, tmp_path / name)
     np.testing.assert_array_equal(B, ref)
@@ -188,10 +194,9 @@ def test_each_layout_builds_the_b_of_the_l3ae_file(tmp_path, name):
 
 
 def test_column_options_name_other_columns_and_datasets(tmp_path):
-    E = vectors()
-    write_l3ae(tmp_path / "ref.h5", IDS, E)
+    ids, Es = shuffled(IDS, vectors())
+    reference(tmp_path, ids, Es)
     _, ref = build_b(tmp_path, tmp_path / "ref.h5", name="ref-model.h5")
-    ids, Es = shuffled(IDS, E)
     write_parquet(tmp_path / "v.parquet", ids, Es, "fixed", id_name="sku", name="vec")
     write_npz(tmp_path / "v.npz", ids, Es, id_name="keys", name="vectors")
     write_hdf5(tmp_path / "v.h5", ids, Es, id_name="keys", name="vectors")

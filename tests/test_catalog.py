@@ -81,7 +81,7 @@ def test_a_text_aware_build_holds_every_item_of_its_embeddings_and_matches_dense
         shop, tmp_path):
     rec, said = build(shop, tmp_path / "m.h5", **L3AE)
     warm = list(dict.fromkeys(i for _, i in shop["rows"]))  # order of first appearance
-    assert rec.item_ids_ == warm + shop["cold"] and said == []
+    assert rec.item_ids_ == warm + sorted(shop["cold"]) and said == []
     assert sorted(rec.item_ids_) == sorted(shop["ids"])
     counts = Counter(i for _, i in shop["rows"])
     np.testing.assert_array_equal(rec.popularity_, [counts[i] for i in rec.item_ids_])
@@ -91,6 +91,12 @@ def test_a_text_aware_build_holds_every_item_of_its_embeddings_and_matches_dense
     np.testing.assert_allclose(rec.B_, ref, atol=1e-9, rtol=1e-7)
     # the cold items' columns carry weight from their text (their G columns are zero)
     assert np.abs(ref[:N_WARM, N_WARM:]).max() > 0.05 * np.abs(ref).max()
+    # the vectors' rows in another order: the same model, bit for bit
+    np.savez(tmp_path / "rev.npz", ids=np.array(shop["ids"][::-1]),
+             embeddings=np.array([shop["E"][i] for i in shop["ids"][::-1]]))
+    rev, _ = build(shop, tmp_path / "rev.h5", vectors=tmp_path / "rev.npz", **L3AE)
+    assert rev.item_ids_ == rec.item_ids_
+    np.testing.assert_array_equal(rev.B_, rec.B_)
     rec32, _ = build(shop, tmp_path / "m32.h5", **dict(L3AE, dtype="float32"))
     assert rec32.B_.dtype == np.float32
     np.testing.assert_allclose(rec32.B_, ref, atol=5e-4 * np.abs(ref).max())
