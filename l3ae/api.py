@@ -324,8 +324,12 @@ def add_items(model_path, items_path, out, embeddings=None, id_col=None, sep=Non
     known = set(rec.item_ids_)
     clash = [i for i in ids if i in known]
     if clash:
+        held = ("" if rec.config_.catalog == "interactions" else
+                f" (built with --catalog {rec.config_.catalog}, it holds every item of its "
+                "embeddings, those without interactions too)")
         raise DataFormatError(f"{len(clash)} item ids are already in the model {model_path} "
-                              f"(first: {clash[0]!r}); list only new items", path=items_path)
+                              f"(first: {clash[0]!r}){held}; list only new items",
+                              path=items_path)
     E = None
     if rec.fold_.E is None:
         if embeddings is not None:

@@ -50,12 +50,12 @@ def shop(tmp_path_factory):
     with open(tmp / "r.csv", "w", newline="") as fh:
         csv.writer(fh).writerows([("user_id", "item_id"), *rows])
     centres = 2 * rng.standard_normal((CLUSTERS, D))
-    ids = list(rng.permutation(warm + cold))
+    ids = [str(i) for i in rng.permutation(warm + cold)]
     E = np.array([centres[cluster_of(i)] for i in ids]) + 0.3 * rng.standard_normal((len(ids), D))
     E = (E / np.linalg.norm(E, axis=1, keepdims=True)).astype(np.float32)
     np.savez(tmp / "v.npz", ids=np.array(ids), embeddings=E)
     return {"dir": tmp, "csv": tmp / "r.csv", "vectors": tmp / "v.npz", "rows": rows,
-            "ids": ids, "E": dict(zip(ids, E)), "cold": [i for i in ids if i in cold]}
+            "ids": ids, "E": dict(zip(ids, E)), "cold": [str(i) for i in ids if i in cold]}
 
 
 def matrix_of(rows, item_ids):
@@ -246,7 +246,10 @@ def test_add_items_on_a_model_with_cold_items(shop, tmp_path):
     (tmp_path / "again.csv").write_text(f"item_id\n{shop['cold'][0]}\n")
     r = run("add-items", out, "--items", tmp_path / "again.csv", "--embeddings",
             shop["vectors"], "--out", tmp_path / "x.h5")
-    assert r.exit_code == 2 and "1 item ids are already in the model" in r.stderr
+    assert r.exit_code == 2 and r.stderr.splitlines() == [
+        f"Error: {tmp_path / 'again.csv'}: 1 item ids are already in the model {out} (first: "
+        f"{shop['cold'][0]!r}) (built with --catalog both, it holds every item of its "
+        "embeddings, those without interactions too); list only new items"]
     # a new item folded in equals a rebuild that holds it as one more cold item
     rng = np.random.default_rng(5)
     new = rng.standard_normal(D).astype(np.float32)

@@ -261,9 +261,10 @@ def files(tmp_path):
 
 def test_cli_build_add_items_recommend(files):
     t = files
+    # built before the new items came: --catalog interactions (the default would hold them)
     r = run("build", "--interactions", t / "r.csv", "--embeddings", t / "e.h5", "--model",
             "l3ae", "--reg-x", "1", "--reg-e", "20", "--reg-f", "0.2", "--topk", "10",
-            "--foldable", "--out", t / "m.h5")
+            "--catalog", "interactions", "--foldable", "--out", t / "m.h5")
     assert r.exit_code == 0, r.output
     r = run("add-items", t / "m.h5", "--items", t / "new.csv", "--embeddings", t / "e.h5",
             "--out", t / "m2.h5")
@@ -287,7 +288,8 @@ def test_cli_build_add_items_recommend(files):
 def test_cli_add_items_errors_exit_2_and_write_nothing(files):
     t = files
     common = ["--interactions", t / "r.csv", "--embeddings", t / "e.h5", "--model", "l3ae",
-              "--reg-x", "1", "--reg-e", "20", "--reg-f", "0.2", "--topk", "10"]
+              "--reg-x", "1", "--reg-e", "20", "--reg-f", "0.2", "--topk", "10",
+              "--catalog", "interactions"]  # built before the new items came
     assert run("build", *common, "--out", t / "plain.h5").exit_code == 0
     assert run("build", *common, "--foldable", "--out", t / "m.h5").exit_code == 0
     (t / "old.csv").write_text("item_id\nnew1\ni3\n")

@@ -63,8 +63,8 @@ def test_add_items_warns_when_text_made_and_imported_vectors_meet(tmp_path):
                      {"encoder": {"dim": 8}})  # no name: l3ae cannot compare encoders
     np.savez(tmp_path / "v.npz", ids=np.array(ids), embeddings=E)
     api.build(api.Data(interactions=str(tmp_path / "r.csv"), embeddings=str(tmp_path / "text.h5")),
-              Config.from_preset("l3ae", reg_x=1.0, reg_e=5.0, topk=5), tmp_path / "m.h5",
-              foldable=True)
+              Config.from_preset("l3ae", reg_x=1.0, reg_e=5.0, topk=5, catalog="interactions"),
+              tmp_path / "m.h5", foldable=True)  # built before i20, i21 came
     (tmp_path / "new.csv").write_text("item_id\ni20\ni21\n")
     said = []
     api.add_items(tmp_path / "m.h5", tmp_path / "new.csv", tmp_path / "m2.h5",
