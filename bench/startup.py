@@ -5,7 +5,7 @@ of the package (``--against REV``: checked out with ``git worktree`` into a temp
 and put first on PYTHONPATH), so the two share the machine's state; wall time and the process's
 peak RSS (``ru_maxrss`` of the finished child) are taken per run, and medians and the median of
 the pairwise ratios are printed. The model is a small EASE build of the packaged MovieLens-100K
-made here, with this checkout.
+made here, with the other revision (whose model format both read).
 
     python bench/startup.py --against 8640c51 --runs 9
 
@@ -30,6 +30,7 @@ def once(argv, pythonpath):
     env = {**os.environ, "PYTHONPATH": pythonpath}
     t = time.perf_counter()
     p = subprocess.Popen([sys.executable, "-m", "l3ae", *argv], env=env,
+                         cwd=tempfile.gettempdir(),  # -m puts the cwd first on sys.path
                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     _, status, usage = os.wait4(p.pid, 0)
     wall = time.perf_counter() - t
@@ -50,8 +51,8 @@ def main():
                    check=True, capture_output=True)
     model = os.path.join(work, "m.h5")
     subprocess.run([sys.executable, "-m", "l3ae", "build", "--dataset", "ml-100k", "--model",
-                    "ease", "--out", model], check=True, capture_output=True,
-                   env={**os.environ, "PYTHONPATH": ROOT})
+                    "ease", "--out", model], check=True, capture_output=True, cwd=work,
+                   env={**os.environ, "PYTHONPATH": old})  # a format both revisions read
     rows = []
     try:
         for argv in (["--help"], ["info", model]):
