@@ -36,6 +36,16 @@ _SHOW = 5  # ids named in an error message
 
 
 # -- interactions and items ------------------------------------------------------------------
+def _parquet_table(path, fmt):
+    """Whether ``path`` is a Parquet file; refused with --format sequences (a Parquet file is a
+    table)."""
+    if not parquet.is_parquet(path):
+        return False
+    if fmt != "table":
+        raise DataFormatError("a Parquet file is a table: drop --format sequences", path=path)
+    return True
+
+
 def read_interactions(path, user_col="user_id", item_col="item_id", rating_col="rating",
                       min_rating=None, sep=None, fmt="table") -> Interactions:
     """:class:`l3ae.io.interactions.Interactions` of a table (or, ``fmt="sequences"``, a
@@ -43,9 +53,7 @@ def read_interactions(path, user_col="user_id", item_col="item_id", rating_col="
 
     min_rating : keep rows with rating >= min_rating (needs ``rating_col``); None keeps all.
     """
-    if parquet.is_parquet(path):
-        if fmt != "table":
-            raise DataFormatError("a Parquet file is a table: drop --format sequences", path)
+    if _parquet_table(path, fmt):
         return parquet.read_interactions(path, user_col, item_col, rating_col, min_rating)
     return delimited.read_interactions(path, user_col, item_col, rating_col, min_rating, sep,
                                        fmt)
@@ -65,10 +73,7 @@ def history_chunks(path, item_ids, fmt="table", user_col="user_id", item_col="it
     (user_ids, X (k, n) CSR over ``item_ids``, unknown (r,) int64 < 0); ``total`` users,
     ``known_any``. Raises NotStreamable when the file cannot be streamed (the caller reads it
     whole: :class:`l3ae.io.interactions.memory_chunks`)."""
-    if parquet.is_parquet(path):  # row groups, not bytes
-        if fmt != "table":
-            raise DataFormatError("a Parquet file is a table: drop --format sequences",
-                                  path=path)
+    if _parquet_table(path, fmt):  # row groups, not bytes
         return parquet.ParquetChunks(path, item_ids, user_col, item_col, chunk, recency)
     return stream_chunks(path, item_ids, fmt, user_col, item_col, sep, chunk, recency=recency)
 
